@@ -1,0 +1,166 @@
+// The server's persistent state behind one interface. Implementations: SQLite (embedded,
+// the default; sqlite/) and, later, PostgreSQL. Nothing here names an implementation type,
+// so callers and the conformance suite (store_conformance_test.cc) work with either.
+//
+// Thread-safety: every method may be called from any thread concurrently.
+// Durability: a method that returns OK has committed its change.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace quell::server {
+
+// ---- devices ---------------------------------------------------------------------------
+
+enum class IsolationState { kNotIsolated, kFull, kSelective };
+
+struct Device {
+  std::string id;                 // UUID, also the CN of the device certificate
+  std::string computer_dns_name;
+  std::string os_platform;        // "Linux"
+  std::string os_version;         // PRETTY_NAME
+  std::string os_id;              // "debian"
+  std::string kernel_version;
+  std::string architecture;
+  std::string agent_version;
+  std::vector<std::string> ip_addresses;
+  std::string last_ip_address;    // first of ip_addresses at the last inventory
+  std::string rbac_group_name;
+  UnixMillis first_seen = 0;
+  UnixMillis last_seen = 0;       // last hello or heartbeat
+  std::string cert_serial_hex;    // serial of the device certificate in force
+  bool offboarded = false;        // certificate revoked; Connect refused
+  IsolationState isolation = IsolationState::kNotIsolated;
+};
+
+// ---- tokens ----------------------------------------------------------------------------
+
+enum class Role { kViewer, kResponder, kAdmin };  // ordered: each includes the ones before
+
+struct ApiToken {
+  std::string id;
+  std::string name;        // who or what uses it; recorded as the requestor of actions
+  Role role = Role::kViewer;
+  std::string secret_sha256;  // only the hash is stored
+  UnixMillis created = 0;
+  bool revoked = false;
+};
+
+struct EnrollmentToken {
+  std::string id;
+  std::string secret_sha256;
+  int uses_left = 1;
+  UnixMillis expires = 0;
+  UnixMillis created = 0;
+};
+
+// ---- actions ---------------------------------------------------------------------------
+
+enum class ActionStatus { kPending, kInProgress, kSucceeded, kFailed, kTimeOut, kCancelled };
+
+struct MachineAction {
+  std::string id;                 // UUID
+  std::string type;               // "Isolate", "Unisolate", ...
+  std::string scope;              // "Full"/"Selective" for isolation; empty when none
+  std::string requestor;
+  std::string requestor_comment;
+  std::string external_id;
+  std::string request_source;     // "PublicApi", "Cli", ...
+  std::string title;
+  ActionStatus status = ActionStatus::kPending;
+  std::string machine_id;
+  std::string computer_dns_name;
+  UnixMillis creation_time = 0;
+  UnixMillis last_update_time = 0;
+  UnixMillis expiration_time = 0;          // still Pending/InProgress then -> TimeOut
+  std::optional<UnixMillis> cancellation_time;
+  std::string cancellation_requestor;
+  std::string cancellation_comment;
+  std::string parameters_json = "{}";      // sent to the agent
+  std::string result_json = "{}";         // reported by the agent
+  std::string status_message;              // last progress or failure message
+  uint32_t progress_percent = 0;
+};
+
+struct ActionFilter {
+  std::optional<ActionStatus> status;
+  std::optional<std::string> machine_id;
+  std::optional<std::string> type;
+  size_t skip = 0;
+  size_t top = 10000;
+};
+
+// ---- audit -----------------------------------------------------------------------------
+
+struct AuditEntry {
+  int64_t seq = 0;            // assigned by the store, increasing
+  UnixMillis time = 0;
+  std::string actor;          // token name, "agent:<device id>", or "system"
+  std::string operation;      // "action.created", "action.transition", "device.offboarded", ...
+  std::string target;         // the action or device id
+  std::string comment;
+  std::string details_json = "{}";
+};
+
+struct AuditFilter {
+  std::optional<std::string> target;
+  size_t skip = 0;
+  size_t top = 1000;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Devices.
+  virtual Status CreateDevice(const Device& device) = 0;  // AlreadyExists on a duplicate id
+  virtual Result<Device> GetDevice(const std::string& id) = 0;
+  virtual Result<std::vector<Device>> ListDevices() = 0;
+  // Replaces every field of the device with the same id. NotFound if absent.
+  virtual Status UpdateDevice(const Device& device) = 0;
+  virtual Status TouchDevice(const std::string& id, UnixMillis last_seen) = 0;
+
+  // API tokens.
+  virtual Status CreateApiToken(const ApiToken& token) = 0;
+  virtual Result<ApiToken> FindApiTokenBySecretHash(const std::string& secret_sha256) = 0;
+
+  // Enrollment tokens. Consume decrements uses_left atomically; NotFound if unknown,
+  // PermissionDenied if used up or expired at `now`.
+  virtual Status CreateEnrollmentToken(const EnrollmentToken& token) = 0;
+  virtual Status ConsumeEnrollmentToken(const std::string& secret_sha256, UnixMillis now) = 0;
+
+  // Actions.
+  virtual Status InsertAction(const MachineAction& action) = 0;
+  virtual Result<MachineAction> GetAction(const std::string& id) = 0;
+  // Sorted by creation_time descending (newest first), then id.
+  virtual Result<std::vector<MachineAction>> ListActions(const ActionFilter& filter) = 0;
+  // Writes `action` only if the stored status still equals `expected`; FailedPrecondition
+  // otherwise (someone else moved it first). NotFound if absent.
+  virtual Status UpdateAction(const MachineAction& action, ActionStatus expected) = 0;
+  // Pending or InProgress actions of one device, oldest first.
+  virtual Result<std::vector<MachineAction>> ListOpenActions(const std::string& machine_id) = 0;
+  // Pending or InProgress actions with expiration_time <= now, any device.
+  virtual Result<std::vector<MachineAction>> ListExpiredActions(UnixMillis now) = 0;
+
+  // Audit log, append-only.
+  virtual Status AppendAudit(const AuditEntry& entry) = 0;
+  virtual Result<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) = 0;
+};
+
+// Enum <-> the exact strings of the REST API (MDE spelling).
+std::string_view ActionStatusName(ActionStatus s);
+std::optional<ActionStatus> ParseActionStatus(std::string_view s);
+std::string_view RoleName(Role r);
+std::optional<Role> ParseRole(std::string_view s);
+std::string_view IsolationStateName(IsolationState s);  // "NotIsolated", "Full", "Selective"
+std::optional<IsolationState> ParseIsolationState(std::string_view s);
+bool IsFinal(ActionStatus s);  // Succeeded, Failed, TimeOut, Cancelled
+
+}  // namespace quell::server
