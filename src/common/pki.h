@@ -3,6 +3,7 @@
 // P-256 (fast to make, small on the wire); everything is exchanged as PEM text.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -45,11 +46,16 @@ struct CertificateInfo {
   std::string serial_hex;
   std::string sha256_fingerprint;  // lowercase hex of SHA-256 over the DER encoding
   int64_t not_after_unix = 0;
+  // DNS names as written, IP addresses in inet_ntop form ("127.0.0.1", "::1").
+  std::vector<std::string> subject_alt_names;
 };
 
 Result<CertificateInfo> InspectCertificate(const std::string& cert_pem);
 
 // True if `cert_pem` was signed by `ca_cert_pem` and is within its validity period.
 Result<bool> VerifyIssuedBy(const std::string& cert_pem, const std::string& ca_cert_pem);
+
+// True if `key_pem` is the private key for the public key in `cert_pem`.
+Result<bool> KeyMatchesCertificate(const std::string& key_pem, const std::string& cert_pem);
 
 }  // namespace quell::pki

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -38,6 +39,8 @@ struct Device {
   std::string cert_serial_hex;    // serial of the device certificate in force
   bool offboarded = false;        // certificate revoked; Connect refused
   IsolationState isolation = IsolationState::kNotIsolated;
+
+  friend bool operator==(const Device&, const Device&) = default;
 };
 
 // ---- tokens ----------------------------------------------------------------------------
@@ -51,6 +54,8 @@ struct ApiToken {
   std::string secret_sha256;  // only the hash is stored
   UnixMillis created = 0;
   bool revoked = false;
+
+  friend bool operator==(const ApiToken&, const ApiToken&) = default;
 };
 
 struct EnrollmentToken {
@@ -59,6 +64,8 @@ struct EnrollmentToken {
   int uses_left = 1;
   UnixMillis expires = 0;
   UnixMillis created = 0;
+
+  friend bool operator==(const EnrollmentToken&, const EnrollmentToken&) = default;
 };
 
 // ---- actions ---------------------------------------------------------------------------
@@ -87,6 +94,8 @@ struct MachineAction {
   std::string result_json = "{}";         // reported by the agent
   std::string status_message;              // last progress or failure message
   uint32_t progress_percent = 0;
+
+  friend bool operator==(const MachineAction&, const MachineAction&) = default;
 };
 
 struct ActionFilter {
@@ -107,6 +116,8 @@ struct AuditEntry {
   std::string target;         // the action or device id
   std::string comment;
   std::string details_json = "{}";
+
+  friend bool operator==(const AuditEntry&, const AuditEntry&) = default;
 };
 
 struct AuditFilter {
@@ -122,21 +133,24 @@ class Store {
   // Devices.
   virtual Status CreateDevice(const Device& device) = 0;  // AlreadyExists on a duplicate id
   virtual Result<Device> GetDevice(const std::string& id) = 0;
-  virtual Result<std::vector<Device>> ListDevices() = 0;
+  virtual Result<std::vector<Device>> ListDevices() = 0;  // sorted by id
   // Replaces every field of the device with the same id. NotFound if absent.
   virtual Status UpdateDevice(const Device& device) = 0;
+  // Sets last_seen, never moving it backwards. NotFound if absent.
   virtual Status TouchDevice(const std::string& id, UnixMillis last_seen) = 0;
 
-  // API tokens.
+  // API tokens. Revoked tokens are still found, with revoked set: refusing them is the
+  // caller's decision. AlreadyExists on a duplicate id or secret; NotFound if unknown.
   virtual Status CreateApiToken(const ApiToken& token) = 0;
   virtual Result<ApiToken> FindApiTokenBySecretHash(const std::string& secret_sha256) = 0;
+  virtual Status RevokeApiToken(const std::string& id) = 0;
 
   // Enrollment tokens. Consume decrements uses_left atomically; NotFound if unknown,
-  // PermissionDenied if used up or expired at `now`.
+  // PermissionDenied if used up or expired at `now` (now >= expires).
   virtual Status CreateEnrollmentToken(const EnrollmentToken& token) = 0;
   virtual Status ConsumeEnrollmentToken(const std::string& secret_sha256, UnixMillis now) = 0;
 
-  // Actions.
+  // Actions. Insert: AlreadyExists on a duplicate id; NotFound if no device has machine_id.
   virtual Status InsertAction(const MachineAction& action) = 0;
   virtual Result<MachineAction> GetAction(const std::string& id) = 0;
   // Sorted by creation_time descending (newest first), then id.
@@ -151,7 +165,7 @@ class Store {
 
   // Audit log, append-only.
   virtual Status AppendAudit(const AuditEntry& entry) = 0;
-  virtual Result<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) = 0;
+  virtual Result<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) = 0;  // oldest first
 };
 
 // Enum <-> the exact strings of the REST API (MDE spelling).

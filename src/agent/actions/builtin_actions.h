@@ -1,0 +1,18 @@
+// The one place that says which actions this agent can run.
+#pragma once
+
+#include "agent/actions/action_registry.h"
+#include "agent/isolation/isolation_controller.h"
+
+namespace quell::agent {
+
+// What the built-in actions need from the running agent. Held by reference; every member must
+// outlive the registry.
+struct BuiltinActionDeps {
+  IsolationController* isolation = nullptr;  // nullptr: Isolate/Unisolate are not offered
+};
+
+// Registers every built-in action, one line each.
+void RegisterBuiltinActions(ActionRegistry& registry, const BuiltinActionDeps& deps);
+
+}  // namespace quell::agent

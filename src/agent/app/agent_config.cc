@@ -1,0 +1,228 @@
+#include "agent/app/agent_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <functional>
+#include <map>
+
+#include "common/files.h"
+
+namespace quell::agent {
+
+std::string ConfigProblem::ToString() const {
+  if (line > 0) return file + ":" + std::to_string(line) + ": " + message;
+  return file + ": " + message;
+}
+
+std::string AgentConfigLoad::ProblemsText() const {
+  std::string out;
+  for (const auto& p : problems) {
+    if (!out.empty()) out += "\n";
+    out += p.ToString();
+  }
+  return out;
+}
+
+Status SplitHostPort(std::string_view text, std::string& host, uint16_t& port) {
+  std::string_view port_text;
+  if (text.starts_with('[')) {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return InvalidArgument("expected \"[v6-address]:port\"");
+    }
+    host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) {
+      return InvalidArgument("expected \"host:port\"");
+    }
+    host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+  if (host.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+      value == 0 || value > 65535) {
+    return InvalidArgument("expected \"host:port\" with a port in 1..65535");
+  }
+  port = static_cast<uint16_t>(value);
+  return Status::Ok();
+}
+
+namespace {
+
+// Walks one YAML mapping, dispatching each key to its reader and collecting problems.
+class Reader {
+ public:
+  Reader(const std::string& file, std::vector<ConfigProblem>& problems)
+      : file_(file), problems_(problems) {}
+
+  void Problem(const YAML::Node& at, std::string message) {
+    problems_.push_back({file_, at.Mark().is_null() ? 0 : at.Mark().line + 1, std::move(message)});
+  }
+  void Problem(std::string message) { problems_.push_back({file_, 0, std::move(message)}); }
+
+  void String(const YAML::Node& node, const std::string& key, std::string& out) {
+    if (!node.IsScalar()) return Problem(node, key + " must be a string");
+    out = node.Scalar();
+  }
+
+  void Uint(const YAML::Node& node, const std::string& key, uint32_t lo, uint32_t hi,
+            uint32_t& out) {
+    const std::string range = std::to_string(lo) + ".." + std::to_string(hi);
+    if (!node.IsScalar()) return Problem(node, key + " must be a number in " + range);
+    const std::string& text = node.Scalar();
+    uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < lo || value > hi) {
+      return Problem(node, key + " must be " + range);
+    }
+    out = static_cast<uint32_t>(value);
+  }
+
+  void AllowRules(const YAML::Node& node, const std::string& key, std::vector<AllowRule>& out) {
+    if (!node.IsSequence()) return Problem(node, key + " must be a list of strings");
+    for (const auto& item : node) {
+      if (!item.IsScalar()) {
+        Problem(item, key + " entries must be strings");
+        continue;
+      }
+      auto rule = ParseAllowRule(item.Scalar());
+      if (!rule.ok()) {
+        Problem(item, key + ": " + rule.status().message());
+        continue;
+      }
+      out.push_back(*rule);
+    }
+  }
+
+  using KeyReader = std::function<void(const YAML::Node&)>;
+  // Calls the reader of each key present; unknown keys are problems. `prefix` names the map.
+  void Map(const YAML::Node& node, const std::string& prefix,
+           const std::map<std::string, KeyReader>& readers) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) return Problem(node, (prefix.empty() ? "the file" : prefix) +
+                                                " must be a mapping of keys to values");
+    for (const auto& entry : node) {
+      const std::string key = entry.first.as<std::string>("");
+      auto it = readers.find(key);
+      if (it == readers.end()) {
+        Problem(entry.first, "unknown key " + prefix + key);
+        continue;
+      }
+      it->second(entry.second);
+    }
+  }
+
+ private:
+  const std::string& file_;
+  std::vector<ConfigProblem>& problems_;
+};
+
+}  // namespace
+
+AgentConfigLoad ParseAgentConfig(std::string_view yaml, const std::string& file_name) {
+  AgentConfigLoad load;
+  AgentConfig& c = load.config;
+  Reader r(file_name, load.problems);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    load.problems.push_back({file_name, e.mark.is_null() ? 0 : e.mark.line + 1, e.msg});
+    return load;
+  }
+
+  YAML::Node server_node;
+  bool server_seen = false;
+  try {
+    r.Map(root, "",
+          {
+              {"server", [&](const YAML::Node& n) {
+                 server_node = n;
+                 server_seen = true;
+                 r.String(n, "server", c.server);
+               }},
+              {"server_name", [&](const YAML::Node& n) { r.String(n, "server_name", c.server_name); }},
+              {"ca_cert", [&](const YAML::Node& n) { r.String(n, "ca_cert", c.ca_cert); }},
+              {"enrollment_token",
+               [&](const YAML::Node& n) { r.String(n, "enrollment_token", c.enrollment_token); }},
+              {"enrollment_token_file",
+               [&](const YAML::Node& n) {
+                 r.String(n, "enrollment_token_file", c.enrollment_token_file);
+               }},
+              {"state_dir", [&](const YAML::Node& n) { r.String(n, "state_dir", c.state_dir); }},
+              {"computer_name",
+               [&](const YAML::Node& n) { r.String(n, "computer_name", c.computer_name); }},
+              {"heartbeat_interval_seconds",
+               [&](const YAML::Node& n) {
+                 r.Uint(n, "heartbeat_interval_seconds", 1, 3600, c.heartbeat_interval_seconds);
+               }},
+              {"reconnect_initial_ms",
+               [&](const YAML::Node& n) {
+                 r.Uint(n, "reconnect_initial_ms", 1, 60'000, c.reconnect_initial_ms);
+               }},
+              {"reconnect_max_ms",
+               [&](const YAML::Node& n) {
+                 r.Uint(n, "reconnect_max_ms", 1, 3'600'000, c.reconnect_max_ms);
+               }},
+              {"log_level",
+               [&](const YAML::Node& n) {
+                 r.String(n, "log_level", c.log_level);
+                 static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+                 if (std::find(std::begin(kLevels), std::end(kLevels), c.log_level) ==
+                     std::end(kLevels)) {
+                   r.Problem(n, "log_level must be one of trace, debug, info, warn, error, off");
+                 }
+               }},
+              {"isolation",
+               [&](const YAML::Node& n) {
+                 r.Map(n, "isolation.",
+                       {
+                           {"selective_allow",
+                            [&](const YAML::Node& m) {
+                              r.AllowRules(m, "isolation.selective_allow",
+                                           c.isolation.selective_allow);
+                            }},
+                           {"watchdog_interval_seconds",
+                            [&](const YAML::Node& m) {
+                              r.Uint(m, "isolation.watchdog_interval_seconds", 1, 3600,
+                                     c.isolation.watchdog_interval_seconds);
+                            }},
+                       });
+               }},
+          });
+  } catch (const YAML::Exception& e) {  // a malformed key node; YAML parsed, so rare
+    load.problems.push_back({file_name, e.mark.is_null() ? 0 : e.mark.line + 1, e.msg});
+    return load;
+  }
+
+  // Cross-field checks, after every key has been read.
+  if (c.server.empty()) {
+    if (!server_seen) r.Problem("server is required (\"host:port\" of quell-server)");
+  } else if (Status s = SplitHostPort(c.server, c.server_host, c.server_port); !s.ok()) {
+    r.Problem(server_node, "server: " + s.message());
+  }
+  if (c.ca_cert.empty()) r.Problem("ca_cert is required (path to the server's CA certificate)");
+  if (!c.enrollment_token.empty() && !c.enrollment_token_file.empty()) {
+    r.Problem("set enrollment_token or enrollment_token_file, not both");
+  }
+  if (c.server_name.empty()) r.Problem("server_name must not be empty");
+  if (c.state_dir.empty()) r.Problem("state_dir must not be empty");
+  if (c.reconnect_max_ms < c.reconnect_initial_ms) {
+    r.Problem("reconnect_max_ms must not be less than reconnect_initial_ms");
+  }
+  return load;
+}
+
+Result<AgentConfig> LoadAgentConfig(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status().WithContext("config");
+  AgentConfigLoad load = ParseAgentConfig(*text, path);
+  if (!load.ok()) return InvalidArgument(load.ProblemsText());
+  return std::move(load.config);
+}
+
+}  // namespace quell::agent

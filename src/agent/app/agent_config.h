@@ -1,0 +1,65 @@
+// quell-agent's configuration: one typed struct loaded from YAML. Every option and its default
+// is documented in packaging/agent.example.yaml; keep the two in step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/isolation/isolation_policy.h"
+#include "common/status.h"
+
+namespace quell::agent {
+
+struct AgentConfig {
+  // "host:port" (IPv6 as "[::1]:8443") of quell-server's agent gateway. Required.
+  std::string server;
+  std::string server_host;   // derived from `server`
+  uint16_t server_port = 0;  // derived from `server`
+  // The name the server certificate must carry (checked instead of the host in `server`).
+  std::string server_name = "quell-server";
+  // Path to the PEM of the server's CA: the pin. The agent trusts no other certificate.
+  std::string ca_cert;
+  // One-time enrollment token, inline or in a file; needed only until the agent has enrolled.
+  std::string enrollment_token;
+  std::string enrollment_token_file;
+  std::string state_dir = "/var/lib/quell-agent";
+  std::string computer_name;  // empty: the host name (gethostname)
+  uint32_t heartbeat_interval_seconds = 30;
+  uint32_t reconnect_initial_ms = 500;
+  uint32_t reconnect_max_ms = 30'000;
+  struct Isolation {
+    // Destinations still reachable under Selective isolation; in YAML, strings in
+    // ParseAllowRule's form, e.g. "10.0.0.0/8:53/udp", "[fd77::1]:22".
+    std::vector<AllowRule> selective_allow;
+    uint32_t watchdog_interval_seconds = 2;
+  } isolation;
+  std::string log_level = "info";
+};
+
+// One thing wrong with a config file, located as precisely as the YAML allows.
+struct ConfigProblem {
+  std::string file;
+  int line = 0;  // 1-based; 0 when the problem has no line (a missing key)
+  std::string message;
+  std::string ToString() const;  // "agent.yaml:7: heartbeat_interval_seconds must be 1..3600"
+};
+
+struct AgentConfigLoad {
+  AgentConfig config;
+  std::vector<ConfigProblem> problems;  // every problem: per key in file order, then cross-key
+  bool ok() const { return problems.empty(); }
+  std::string ProblemsText() const;  // one problem per line
+};
+
+// Parses YAML text; `file_name` only labels the problems. Pure: touches no file.
+AgentConfigLoad ParseAgentConfig(std::string_view yaml, const std::string& file_name);
+
+// Reads and parses `path`. InvalidArgument listing every problem, one per line.
+Result<AgentConfig> LoadAgentConfig(const std::string& path);
+
+// Splits "host:port" / "[v6]:port". InvalidArgument if malformed.
+Status SplitHostPort(std::string_view text, std::string& host, uint16_t& port);
+
+}  // namespace quell::agent

@@ -1,0 +1,166 @@
+#include "agent/app/agent_config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "agent/state/test_temp_dir.h"
+
+namespace quell::agent {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::vector<std::string> Problems(const AgentConfigLoad& load) {
+  std::vector<std::string> out;
+  for (const auto& p : load.problems) out.push_back(p.ToString());
+  return out;
+}
+
+TEST(AgentConfigTest, MinimalFileGetsDocumentedDefaults) {
+  auto load = ParseAgentConfig("server: quell.example.org:8443\nca_cert: /etc/quell/ca.pem\n",
+                               "agent.yaml");
+  ASSERT_TRUE(load.ok()) << load.ProblemsText();
+  const AgentConfig& c = load.config;
+  EXPECT_EQ(c.server_host, "quell.example.org");
+  EXPECT_EQ(c.server_port, 8443);
+  EXPECT_EQ(c.server_name, "quell-server");
+  EXPECT_EQ(c.state_dir, "/var/lib/quell-agent");
+  EXPECT_EQ(c.heartbeat_interval_seconds, 30u);
+  EXPECT_EQ(c.reconnect_initial_ms, 500u);
+  EXPECT_EQ(c.reconnect_max_ms, 30000u);
+  EXPECT_EQ(c.isolation.watchdog_interval_seconds, 2u);
+  EXPECT_TRUE(c.isolation.selective_allow.empty());
+  EXPECT_EQ(c.log_level, "info");
+}
+
+TEST(AgentConfigTest, ReadsEveryKey) {
+  auto load = ParseAgentConfig(R"(server: "[fd00::1]:9443"
+server_name: gw.lab
+ca_cert: /ca.pem
+enrollment_token_file: /run/token
+state_dir: /tmp/state
+computer_name: victim-1
+heartbeat_interval_seconds: 5
+reconnect_initial_ms: 100
+reconnect_max_ms: 2000
+log_level: debug
+isolation:
+  selective_allow: ["10.0.0.0/8:53/udp", "fd00::/64"]
+  watchdog_interval_seconds: 1
+)",
+                               "agent.yaml");
+  ASSERT_TRUE(load.ok()) << load.ProblemsText();
+  const AgentConfig& c = load.config;
+  EXPECT_EQ(c.server_host, "fd00::1");
+  EXPECT_EQ(c.server_port, 9443);
+  EXPECT_EQ(c.server_name, "gw.lab");
+  EXPECT_EQ(c.enrollment_token_file, "/run/token");
+  EXPECT_EQ(c.computer_name, "victim-1");
+  EXPECT_EQ(c.heartbeat_interval_seconds, 5u);
+  EXPECT_EQ(c.reconnect_max_ms, 2000u);
+  ASSERT_EQ(c.isolation.selective_allow.size(), 2u);
+  EXPECT_TRUE(c.isolation.selective_allow[0] == *ParseAllowRule("10.0.0.0/8:53/udp"));
+  EXPECT_EQ(c.isolation.selective_allow[0].port, 53);
+  EXPECT_TRUE(c.isolation.selective_allow[1].IsIpv6());
+  EXPECT_EQ(c.isolation.watchdog_interval_seconds, 1u);
+}
+
+TEST(AgentConfigTest, ReportsEveryProblemWithItsLine) {
+  auto load = ParseAgentConfig(R"(server: quell:99999
+ca_cert: /ca.pem
+heartbeat_interval_seconds: 0
+colour: blue
+isolation:
+  watchdog_interval_seconds: often
+  selective_allow: 10.0.0.0/8
+log_level: loud
+)",
+                               "agent.yaml");
+  EXPECT_THAT(Problems(load),
+              ElementsAre("agent.yaml:3: heartbeat_interval_seconds must be 1..3600",
+                          "agent.yaml:4: unknown key colour",
+                          "agent.yaml:6: isolation.watchdog_interval_seconds must be 1..3600",
+                          "agent.yaml:7: isolation.selective_allow must be a list of strings",
+                          "agent.yaml:8: log_level must be one of trace, debug, info, warn, "
+                          "error, off",
+                          "agent.yaml:1: server: expected \"host:port\" with a port in 1..65535"));
+}
+
+TEST(AgentConfigTest, BadAllowRulePointsAtItsOwnLine) {
+  auto load = ParseAgentConfig(R"(server: s:1
+ca_cert: /c
+isolation:
+  selective_allow:
+    - 10.0.0.0/8:53
+    - 10.0.0.0/99
+)",
+                               "agent.yaml");
+  ASSERT_EQ(load.problems.size(), 1u);
+  EXPECT_THAT(load.problems[0].ToString(),
+              ::testing::StartsWith("agent.yaml:6: isolation.selective_allow: "));
+}
+
+TEST(AgentConfigTest, MissingRequiredKeysAndConflictingTokens) {
+  auto load = ParseAgentConfig("enrollment_token: abc\nenrollment_token_file: /t\n", "a.yaml");
+  EXPECT_THAT(Problems(load),
+              ElementsAre(HasSubstr("a.yaml: server is required"),
+                          HasSubstr("a.yaml: ca_cert is required"),
+                          "a.yaml: set enrollment_token or enrollment_token_file, not both"));
+}
+
+TEST(AgentConfigTest, ReconnectMaxBelowInitialIsRefused) {
+  auto load = ParseAgentConfig(
+      "server: s:1\nca_cert: c\nreconnect_initial_ms: 5000\nreconnect_max_ms: 1000\n", "a.yaml");
+  EXPECT_THAT(Problems(load),
+              ElementsAre("a.yaml: reconnect_max_ms must not be less than reconnect_initial_ms"));
+}
+
+TEST(AgentConfigTest, MalformedYamlPointsAtTheLine) {
+  auto load = ParseAgentConfig("server: s:1\nca_cert: [unclosed\n", "a.yaml");
+  ASSERT_EQ(load.problems.size(), 1u);
+  EXPECT_THAT(load.problems[0].ToString(), HasSubstr("a.yaml:"));
+  EXPECT_GT(load.problems[0].line, 0);
+}
+
+TEST(AgentConfigTest, LoadFromFileNamesTheFileInErrors) {
+  testing::TempDir dir;
+  std::ofstream(dir / "agent.yaml") << "server: s:1\nca_cert: /c\nbogus: 1\n";
+  auto config = LoadAgentConfig(dir / "agent.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(), dir / "agent.yaml" + ":3: unknown key bogus");
+  EXPECT_EQ(LoadAgentConfig(dir / "missing.yaml").status().code(), StatusCode::kNotFound);
+}
+
+TEST(AgentConfigTest, ShippedExampleLoadsAndDocumentsTheDefaults) {
+  auto config = LoadAgentConfig(QUELL_SOURCE_DIR "/packaging/agent.example.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  AgentConfig defaults;
+  EXPECT_EQ(config->server_name, defaults.server_name);
+  EXPECT_EQ(config->state_dir, defaults.state_dir);
+  EXPECT_EQ(config->computer_name, defaults.computer_name);
+  EXPECT_EQ(config->heartbeat_interval_seconds, defaults.heartbeat_interval_seconds);
+  EXPECT_EQ(config->reconnect_initial_ms, defaults.reconnect_initial_ms);
+  EXPECT_EQ(config->reconnect_max_ms, defaults.reconnect_max_ms);
+  EXPECT_EQ(config->isolation.watchdog_interval_seconds,
+            defaults.isolation.watchdog_interval_seconds);
+  EXPECT_EQ(config->log_level, defaults.log_level);
+}
+
+TEST(AgentConfigTest, SplitHostPort) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(SplitHostPort("127.0.0.1:443", host, port).ok());
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 443);
+  EXPECT_FALSE(SplitHostPort("::1:443", host, port).ok());  // IPv6 needs brackets
+  EXPECT_FALSE(SplitHostPort("host", host, port).ok());
+  EXPECT_FALSE(SplitHostPort(":80", host, port).ok());
+  EXPECT_FALSE(SplitHostPort("h:0", host, port).ok());
+  EXPECT_FALSE(SplitHostPort("h:8x", host, port).ok());
+}
+
+}  // namespace
+}  // namespace quell::agent

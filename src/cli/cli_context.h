@@ -1,0 +1,60 @@
+// What every CLI command works with: the API client, the output mode, and one way to call
+// the API that turns error answers into messages a person can act on.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "cli/api_client.h"
+#include "cli/cli_config.h"
+
+namespace quell::cli {
+
+struct CliContext {
+  // Global flags, filled by CLI11.
+  std::string flag_server, flag_token, flag_ca;
+  bool insecure = false;
+  bool json = false;  // --json: print the API's JSON instead of tables
+  // Made on first use from the flags, the environment or a config file (cli_config.h).
+  std::optional<ApiClient> client;
+  std::ostream& out = std::cout;
+  std::ostream& err = std::cerr;
+};
+
+// Exit codes: 0 success, 1 the API refused (4xx/5xx), 3 the server could not be reached.
+constexpr int kExitApiError = 1;
+constexpr int kExitTransport = 3;
+
+struct CallResult {
+  int exit_code = 0;
+  nlohmann::json body;  // the parsed JSON answer when exit_code == 0
+};
+
+// The client, created on first use; prints why and returns nullptr when the CLI is not
+// configured.
+ApiClient* Client(CliContext& ctx);
+
+// Sends the request; on a non-2xx answer prints "error: <message> (HTTP <n> <code>)" to err.
+CallResult CallApi(CliContext& ctx, const std::string& method, const std::string& target,
+                   const nlohmann::json& body = nullptr);
+
+// Percent-encodes a path segment or query value.
+std::string UrlEncode(const std::string& text);
+
+// Resolves a machine given by id or by computerDnsName; prints an error and returns ""
+// when there is no such machine or the name is ambiguous.
+std::string ResolveMachineId(CliContext& ctx, const std::string& id_or_name);
+
+// Waits (polling) until the action reaches a final status, printing each status change.
+// Returns 0 when it Succeeded, 1 otherwise.
+int WaitForAction(CliContext& ctx, const std::string& action_id, int timeout_seconds);
+
+// Command groups.
+void AddMachineCommands(CLI::App& app, CliContext& ctx, int& exit_code);
+void AddActionCommands(CLI::App& app, CliContext& ctx, int& exit_code);
+
+}  // namespace quell::cli

@@ -1,0 +1,207 @@
+#include "server/actions/action_center.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "server/store/sqlite/sqlite_store.h"
+
+namespace quell::server {
+namespace {
+
+using nlohmann::json;
+
+class RecordingDispatcher : public ActionDispatcher {
+ public:
+  void Deliver(const MachineAction& a) override { delivered.push_back(a.id); }
+  void RequestCancel(const MachineAction& a) override { cancel_requested.push_back(a.id); }
+  std::vector<std::string> delivered, cancel_requested;
+};
+
+class ActionCenterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/quell-action-center-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto store = OpenSqliteStore(dir_ + "/quell.db");
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    ASSERT_TRUE(store_->CreateDevice({.id = "dev-1", .computer_dns_name = "h1"}).ok());
+    ASSERT_TRUE(store_->CreateDevice({.id = "dev-2", .computer_dns_name = "h2"}).ok());
+    center_ = std::make_unique<ActionCenter>(*store_, clock_,
+                                             ActionCenterOptions{.action_timeout_ms = 60'000});
+    center_->SetDispatcher(&dispatcher_);
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+
+  Result<MachineAction> Request(const std::string& type, const std::string& machine = "dev-1",
+                                json body = {{"Comment", "because"}}) {
+    const ActionTypeSpec* spec = FindActionType(type);
+    auto parsed = spec->parse_body(body);
+    if (!parsed.ok()) return parsed.status();
+    return center_->Create({.machine_id = machine,
+                            .spec = spec,
+                            .body = *parsed,
+                            .requestor = "alice",
+                            .request_source = "PublicApi"});
+  }
+
+  ActionStatus StatusOf(const std::string& id) { return store_->GetAction(id)->status; }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+  FakeClock clock_;
+  RecordingDispatcher dispatcher_;
+  std::unique_ptr<ActionCenter> center_;
+};
+
+TEST_F(ActionCenterTest, CreatePersistsAuditsAndDelivers) {
+  auto a = Request("Isolate");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->status, ActionStatus::kPending);
+  EXPECT_EQ(a->scope, "Full");
+  EXPECT_EQ(a->computer_dns_name, "h1");
+  EXPECT_EQ(a->requestor_comment, "because");
+  EXPECT_EQ(dispatcher_.delivered, std::vector<std::string>{a->id});
+  EXPECT_EQ(store_->GetAction(a->id)->expiration_time, clock_.Now() + 60'000);
+  auto audit = store_->ListAudit({.target = a->id});
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].actor, "alice");
+  EXPECT_EQ((*audit)[0].operation, "action.created");
+}
+
+TEST_F(ActionCenterTest, UnknownDeviceIsNotFound) {
+  EXPECT_EQ(Request("Isolate", "nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ActionCenterTest, SecondIsolationActionWhileOneIsOpenIsRefused) {
+  ASSERT_TRUE(Request("Isolate").ok());
+  auto second = Request("Unisolate");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().message(), "Action is already in progress");
+  // Other devices and other conflict groups are not affected.
+  EXPECT_TRUE(Request("Isolate", "dev-2").ok());
+  EXPECT_TRUE(Request("DiagnosticNoop").ok());
+}
+
+TEST_F(ActionCenterTest, AgentReportsDriveTheLifecycleAndDeviceState) {
+  auto a = Request("Isolate", "dev-1", {{"Comment", "c"}, {"IsolationType", "Selective"}});
+  ASSERT_TRUE(center_->ApplyAgentReport("dev-1", {.action_id = a->id,
+                                                  .event = ActionEvent::kAgentStarted,
+                                                  .progress_percent = 10})
+                  .ok());
+  EXPECT_EQ(StatusOf(a->id), ActionStatus::kInProgress);
+  ASSERT_TRUE(center_->ApplyAgentReport("dev-1", {.action_id = a->id,
+                                                  .event = ActionEvent::kAgentSucceeded,
+                                                  .progress_percent = 100,
+                                                  .result_json = R"({"ok":true})"})
+                  .ok());
+  MachineAction done = store_->GetAction(a->id).value();
+  EXPECT_EQ(done.status, ActionStatus::kSucceeded);
+  EXPECT_EQ(done.result_json, R"({"ok":true})");
+  EXPECT_EQ(store_->GetDevice("dev-1")->isolation, IsolationState::kSelective);
+  // Now a release is allowed, and succeeds.
+  auto release = Request("Unisolate");
+  ASSERT_TRUE(release.ok());
+  ASSERT_TRUE(center_->ApplyAgentReport(
+                         "dev-1", {.action_id = release->id, .event = ActionEvent::kAgentSucceeded})
+                  .ok());
+  EXPECT_EQ(store_->GetDevice("dev-1")->isolation, IsolationState::kNotIsolated);
+}
+
+TEST_F(ActionCenterTest, RedeliveredFinalUpdateIsIgnored) {
+  auto a = Request("DiagnosticNoop");
+  AgentReport done{.action_id = a->id, .event = ActionEvent::kAgentSucceeded};
+  ASSERT_TRUE(center_->ApplyAgentReport("dev-1", done).ok());
+  ASSERT_TRUE(center_->ApplyAgentReport("dev-1", done).ok());
+  ASSERT_TRUE(center_->ApplyAgentReport("dev-1", {.action_id = a->id,
+                                                  .event = ActionEvent::kAgentFailed})
+                  .ok());
+  EXPECT_EQ(StatusOf(a->id), ActionStatus::kSucceeded);
+  // Created + one transition; the duplicates left no trace.
+  EXPECT_EQ(store_->ListAudit({.target = a->id})->size(), 2u);
+}
+
+TEST_F(ActionCenterTest, AnotherDeviceCannotReportOnAnAction) {
+  auto a = Request("DiagnosticNoop");
+  Status s = center_->ApplyAgentReport("dev-2", {.action_id = a->id,
+                                                 .event = ActionEvent::kAgentSucceeded});
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(StatusOf(a->id), ActionStatus::kPending);
+}
+
+TEST_F(ActionCenterTest, CancelPendingIsImmediate) {
+  auto a = Request("Isolate");
+  auto c = center_->Cancel(a->id, "bob", "wrong host");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->status, ActionStatus::kCancelled);
+  EXPECT_EQ(c->cancellation_requestor, "bob");
+  EXPECT_EQ(c->cancellation_comment, "wrong host");
+  EXPECT_TRUE(dispatcher_.cancel_requested.empty());
+  EXPECT_EQ(center_->Cancel(a->id, "bob", "again").status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ActionCenterTest, CancelInProgressAsksTheAgent) {
+  auto a = Request("Isolate");
+  ASSERT_TRUE(center_->ApplyAgentReport("dev-1", {.action_id = a->id,
+                                                  .event = ActionEvent::kAgentStarted})
+                  .ok());
+  auto c = center_->Cancel(a->id, "bob", "stop");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->status, ActionStatus::kInProgress);
+  EXPECT_EQ(dispatcher_.cancel_requested, std::vector<std::string>{a->id});
+  ASSERT_TRUE(center_->ApplyAgentReport("dev-1", {.action_id = a->id,
+                                                  .event = ActionEvent::kAgentCancelled})
+                  .ok());
+  EXPECT_EQ(StatusOf(a->id), ActionStatus::kCancelled);
+}
+
+TEST_F(ActionCenterTest, OverdueActionsTimeOut) {
+  auto a = Request("Isolate");
+  auto b = Request("DiagnosticNoop");
+  clock_.Advance(30'000);
+  auto c = Request("DiagnosticNoop", "dev-2");
+  EXPECT_EQ(center_->ExpireOverdue().value(), 0u);
+  clock_.Advance(30'000);
+  EXPECT_EQ(center_->ExpireOverdue().value(), 2u);
+  EXPECT_EQ(StatusOf(a->id), ActionStatus::kTimeOut);
+  EXPECT_EQ(StatusOf(b->id), ActionStatus::kTimeOut);
+  EXPECT_EQ(StatusOf(c->id), ActionStatus::kPending);
+  // A timed-out isolation no longer blocks a new one.
+  EXPECT_TRUE(Request("Isolate").ok());
+}
+
+TEST_F(ActionCenterTest, OpenActionsAreRedeliveredOldestFirst) {
+  auto a = Request("Isolate");
+  clock_.Advance(1);
+  auto b = Request("DiagnosticNoop");
+  auto open = center_->OpenActionsFor("dev-1");
+  ASSERT_EQ(open->size(), 2u);
+  EXPECT_EQ((*open)[0].id, a->id);
+  EXPECT_EQ((*open)[1].id, b->id);
+}
+
+}  // namespace
+}  // namespace quell::server
+
+namespace quell::server {
+namespace {
+
+TEST_F(ActionCenterTest, OffboardRevokesAndRecordsASucceededAction) {
+  auto pending = Request("Isolate");
+  auto off = center_->Offboard("dev-1", "admin", "decommissioned");
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_EQ(off->type, "Offboard");
+  EXPECT_EQ(off->status, ActionStatus::kSucceeded);
+  EXPECT_TRUE(store_->GetDevice("dev-1")->offboarded);
+  EXPECT_EQ(StatusOf(pending->id), ActionStatus::kCancelled);
+  EXPECT_EQ(Request("Isolate").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(center_->Offboard("dev-1", "admin", "again").status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace quell::server

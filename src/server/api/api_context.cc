@@ -1,0 +1,35 @@
+#include "server/api/api_context.h"
+
+#include "server/auth/api_tokens.h"
+
+namespace quell::server {
+
+Result<ApiToken> Authorize(ApiContext& api, const http::Request& request, Role need) {
+  QUELL_ASSIGN_OR_RETURN(ApiToken token,
+                         AuthenticateBearer(api.store, request.Header("authorization")));
+  if (!RoleAllows(token.role, need)) {
+    return PermissionDenied("this needs the " + std::string(RoleName(need)) +
+                            " role; the token '" + token.name + "' has " +
+                            std::string(RoleName(token.role)));
+  }
+  return token;
+}
+
+Result<nlohmann::json> JsonObjectBody(const http::Request& request) {
+  if (request.body.empty()) return InvalidArgument("a JSON object body is required");
+  nlohmann::json body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return InvalidArgument("the body is not valid JSON");
+  if (!body.is_object()) return InvalidArgument("the body must be a JSON object");
+  return body;
+}
+
+void AddApiRoutes(http::Router& router, ApiContext& api) {
+  router.Add("GET", "/healthz", [](http::Request&) {
+    return http::Response::Json(200, {{"status", "ok"}});
+  });
+  AddMachineRoutes(router, api);
+  AddMachineActionRoutes(router, api);
+  AddAuditRoutes(router, api);
+}
+
+}  // namespace quell::server

@@ -1,0 +1,39 @@
+// What the REST routes work with, and the checks every route starts with.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "server/actions/action_center.h"
+#include "server/api/http_types.h"
+#include "server/api/router.h"
+#include "server/gateway/session_registry.h"
+#include "server/store/store.h"
+
+namespace quell::server {
+
+struct ApiContext {
+  Store& store;
+  ActionCenter& actions;
+  SessionRegistry& sessions;
+  const Clock& clock;
+  UnixMillis inactive_after_ms = 90'000;  // healthStatus turns Inactive after this silence
+};
+
+// Authenticates the bearer token and checks its role. On failure, `error` holds the 401/403
+// response to return.
+Result<ApiToken> Authorize(ApiContext& api, const http::Request& request, Role need);
+
+// The request body as a JSON object; InvalidArgument for malformed JSON, a non-object, or a
+// missing body on POST.
+Result<nlohmann::json> JsonObjectBody(const http::Request& request);
+
+// Route groups, one file each.
+void AddMachineRoutes(http::Router& router, ApiContext& api);        // machines_routes.cc
+void AddMachineActionRoutes(http::Router& router, ApiContext& api);  // machine_actions_routes.cc
+void AddAuditRoutes(http::Router& router, ApiContext& api);          // audit_routes.cc
+
+// All of the above, plus GET /healthz.
+void AddApiRoutes(http::Router& router, ApiContext& api);
+
+}  // namespace quell::server

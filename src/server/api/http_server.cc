@@ -1,0 +1,304 @@
+#include "server/api/http_server.h"
+
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <exception>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+// GCC 12 misreads Asio's custom coroutine frame allocator as a new/delete mismatch
+// (GCC bug 100485); the frames are allocated and freed by the same awaitable_frame_base.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+#include "common/logging.h"
+
+namespace quell::server::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// After answering with "Connection: close" the server keeps reading (and discarding) for at
+// most this long, so that a client still sending an oversize body receives the 413 instead
+// of a connection reset.
+constexpr std::chrono::seconds kLingerTimeout{5};
+
+Status LoadCertificate(asio::ssl::context& tls, const ServerOptions& options) {
+  boost::system::error_code ec;
+  tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                      asio::ssl::context::no_tlsv1_1,
+                  ec);
+  SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+  tls.use_certificate_chain(asio::buffer(options.cert_pem), ec);
+  if (ec) return InvalidArgument("server certificate: " + ec.message());
+  tls.use_private_key(asio::buffer(options.key_pem), asio::ssl::context::pem, ec);
+  if (ec) return InvalidArgument("server private key: " + ec.message());
+  if (SSL_CTX_check_private_key(tls.native_handle()) != 1) {
+    return InvalidArgument("server private key does not match the certificate");
+  }
+  return Status::Ok();
+}
+
+// Malformed input as opposed to a connection that ended or failed underneath the parser.
+bool IsMalformedRequest(const boost::system::error_code& ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message &&
+         ec != bhttp::error::short_read;
+}
+
+Request ToRequest(bhttp::request<bhttp::string_body>&& message, const std::string& remote) {
+  Request request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  for (const auto& field : message) {
+    std::string name(field.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    auto [it, inserted] = request.headers.emplace(std::move(name), std::string(field.value()));
+    if (!inserted) it->second.append(", ").append(field.value().data(), field.value().size());
+  }
+  request.body = std::move(message.body());
+  request.remote_address = remote;
+  return request;
+}
+
+bool HasLineBreak(std::string_view text) { return text.find_first_of("\r\n") != text.npos; }
+
+bhttp::response<bhttp::string_body> ToMessage(Response response, unsigned version,
+                                              bool keep_alive, spdlog::logger& log) {
+  if (response.status < 200 || response.status > 599 ||
+      HasLineBreak(response.content_type)) {
+    log.error("handler returned an invalid response (status {}); answering 500",
+              response.status);
+    response = Response::Error(500, "Internal", "internal error");
+  }
+  bhttp::response<bhttp::string_body> message{static_cast<bhttp::status>(response.status),
+                                               version};
+  for (auto& [name, value] : response.headers) {
+    if (name.empty() || HasLineBreak(name) || HasLineBreak(value)) {
+      log.error("dropping response header with an empty name or a line break");
+      continue;
+    }
+    message.insert(name, value);
+  }
+  message.keep_alive(keep_alive);
+  if (response.status == 204 || response.status == 304) return message;  // no body allowed
+  message.set(bhttp::field::content_type, response.content_type);
+  message.content_length(response.body.size());
+  message.body() = std::move(response.body);
+  return message;
+}
+
+}  // namespace
+
+struct HttpsServer::Impl {
+  Impl(ServerOptions options, const Router& router)
+      : options(std::move(options)), router(router) {}
+
+  asio::awaitable<void> Accept();
+  asio::awaitable<void> Serve(tcp::socket socket);
+  asio::awaitable<void> Linger(TlsStream& stream);
+
+  const ServerOptions options;
+  const Router& router;
+  const std::shared_ptr<spdlog::logger> log = Logger("server.http");
+  // Set by Start(), reset by Stop(); IO threads only touch them in between.
+  std::unique_ptr<asio::io_context> io;
+  std::unique_ptr<asio::ssl::context> tls;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+};
+
+asio::awaitable<void> HttpsServer::Impl::Accept() {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket(asio::make_strand(*io));
+    co_await acceptor->async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // Typically EMFILE: pause instead of spinning until descriptors free up.
+      log->warn("accept failed: {}", ec.message());
+      asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, Serve(std::move(socket)), [log = log](std::exception_ptr error) {
+      // Only a bug or bad_alloc gets here; the connection is dropped, the server goes on.
+      if (!error) return;
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        log->error("connection failed with an exception: {}", e.what());
+      } catch (...) {
+        log->error("connection failed with a non-std exception");
+      }
+    });
+  }
+}
+
+asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket) {
+  boost::system::error_code ec;
+  auto token = asio::redirect_error(asio::use_awaitable, ec);
+  const std::string remote = socket.remote_endpoint(ec).address().to_string();
+  TlsStream stream(std::move(socket), *tls);
+  beast::tcp_stream& transport = beast::get_lowest_layer(stream);
+
+  transport.expires_after(options.idle_timeout);
+  co_await stream.async_handshake(asio::ssl::stream_base::server, token);
+  if (ec) {
+    log->debug("TLS handshake with {} failed: {}", remote, ec.message());
+    co_return;
+  }
+
+  beast::flat_buffer buffer;
+  for (bool keep_alive = true; keep_alive;) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+    parser.body_limit(options.max_body_bytes);
+    transport.expires_after(options.idle_timeout);
+    co_await bhttp::async_read(stream, buffer, parser, token);
+    const auto started = Clock::now();
+
+    Response response;
+    std::string method = "-", path = "-";
+    if (!ec) {
+      keep_alive = parser.get().keep_alive();
+      Request request = ToRequest(parser.release(), remote);
+      response = router.Dispatch(request);
+      method = std::move(request.method);
+      if (!request.path.empty()) path = std::move(request.path);
+    } else if (ec == bhttp::error::body_limit) {
+      keep_alive = false;
+      response = Response::Error(413, "PayloadTooLarge",
+                                 fmt::format("request body exceeds {} bytes",
+                                             options.max_body_bytes));
+    } else if (ec == bhttp::error::header_limit) {
+      keep_alive = false;
+      response = Response::Error(431, "RequestHeaderFieldsTooLarge",
+                                 fmt::format("request headers exceed {} bytes",
+                                             options.max_header_bytes));
+    } else if (IsMalformedRequest(ec)) {
+      keep_alive = false;
+      response = Response::Error(400, "BadRequest", "malformed HTTP request: " + ec.message());
+    } else {
+      // Closed, reset, timed out or a TLS failure: there is nobody to answer.
+      log->debug("connection from {} ended: {}", remote, ec.message());
+      co_return;
+    }
+
+    // Logged before the write so that a line is never lost to a stop or a vanished client;
+    // the duration is the server's own time to answer.
+    log->debug("{} {} {} {}us remote={}", method, path, response.status,
+               std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started)
+                   .count(),
+               remote);
+    auto message = ToMessage(std::move(response), parser.get().version(), keep_alive, *log);
+    transport.expires_after(options.idle_timeout);
+    co_await bhttp::async_write(stream, message, token);
+    if (ec) co_return;
+  }
+  co_await Linger(stream);
+}
+
+asio::awaitable<void> HttpsServer::Impl::Linger(TlsStream& stream) {
+  boost::system::error_code ec;
+  auto token = asio::redirect_error(asio::use_awaitable, ec);
+  beast::tcp_stream& transport = beast::get_lowest_layer(stream);
+  transport.expires_after(std::min<Clock::duration>(kLingerTimeout, options.idle_timeout));
+  co_await stream.async_shutdown(token);  // send close_notify, await the client's
+  if (!ec) co_return;
+  // The client is still sending (or closed without close_notify): stop sending and drain
+  // whatever arrives until it closes or the deadline passes.
+  transport.socket().shutdown(tcp::socket::shutdown_send, ec);
+  std::array<char, 16 << 10> scratch;
+  while (!ec) co_await transport.async_read_some(asio::buffer(scratch), token);
+}
+
+HttpsServer::HttpsServer(ServerOptions options, const Router& router)
+    : impl_(std::make_unique<Impl>(std::move(options), router)) {}
+
+HttpsServer::~HttpsServer() { Stop(); }
+
+Status HttpsServer::Start() {
+  Impl& s = *impl_;
+  if (s.io) return FailedPrecondition("HTTPS server already started");
+  if (s.options.threads < 1) return InvalidArgument("HTTPS server needs at least one thread");
+
+  auto io = std::make_unique<asio::io_context>(s.options.threads);
+  auto tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  QUELL_RETURN_IF_ERROR(LoadCertificate(*tls, s.options));
+
+  boost::system::error_code ec;
+  const asio::ip::address address = asio::ip::make_address(s.options.address, ec);
+  if (ec) return InvalidArgument("bad listen address '" + s.options.address + "'");
+  const tcp::endpoint endpoint(address, s.options.port);
+  const std::string where = fmt::format("{}:{}", s.options.address, s.options.port);
+  auto acceptor = std::make_unique<tcp::acceptor>(*io);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Unavailable("cannot listen on " + where + ": " + ec.message());
+
+  s.port = acceptor->local_endpoint().port();
+  s.io = std::move(io);
+  s.tls = std::move(tls);
+  s.acceptor = std::move(acceptor);
+  asio::co_spawn(*s.io, s.Accept(), asio::detached);
+  for (int i = 0; i < s.options.threads; ++i) {
+    s.threads.emplace_back([&s] {
+      auto work = asio::make_work_guard(*s.io);
+      s.io->run();
+    });
+  }
+  s.log->info("listening on https://{}:{}", s.options.address, s.port);
+  return Status::Ok();
+}
+
+uint16_t HttpsServer::port() const { return impl_->port; }
+
+void HttpsServer::Stop() {
+  Impl& s = *impl_;
+  if (!s.io) return;
+  s.io->stop();
+  for (std::thread& thread : s.threads) thread.join();
+  s.threads.clear();
+  // With the threads gone nothing runs concurrently. Destroying the io_context destroys the
+  // suspended connection coroutines, and with them their sockets.
+  boost::system::error_code ignored;
+  s.acceptor->close(ignored);
+  s.acceptor.reset();
+  s.io.reset();
+  s.tls.reset();
+  s.port = 0;
+  s.log->info("stopped");
+}
+
+}  // namespace quell::server::http

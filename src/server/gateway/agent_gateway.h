@@ -1,0 +1,59 @@
+// The gRPC service agents talk to: Enroll (no client certificate) and Connect (mutual TLS
+// with a device certificate issued by our CA). Built on gRPC's callback API, so an idle
+// stream costs no thread.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "quell/v1/agent.grpc.pb.h"
+#include "server/actions/action_center.h"
+#include "server/gateway/session_registry.h"
+#include "server/pki/certificate_authority.h"
+#include "server/store/store.h"
+
+namespace quell::server {
+
+struct AgentGatewayOptions {
+  uint32_t heartbeat_interval_seconds = 30;  // told to agents in Welcome
+};
+
+class AgentGateway final : public quell::v1::AgentGateway::CallbackService {
+ public:
+  AgentGateway(Store& store, const CertificateAuthority& ca, ActionCenter& actions,
+               SessionRegistry& sessions, const Clock& clock, AgentGatewayOptions options);
+
+  grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* context,
+                                   const quell::v1::EnrollRequest* request,
+                                   quell::v1::EnrollResponse* response) override;
+
+  grpc::ServerBidiReactor<quell::v1::AgentMessage, quell::v1::ServerMessage>* Connect(
+      grpc::CallbackServerContext* context) override;
+
+  // The credentials the agent port must be served with: our server certificate, client
+  // certificates requested and, when presented, verified against our CA.
+  static std::shared_ptr<grpc::ServerCredentials> Credentials(const CertificateAuthority& ca);
+
+  Store& store() { return store_; }
+  ActionCenter& actions() { return actions_; }
+  SessionRegistry& sessions() { return sessions_; }
+  const Clock& clock() const { return clock_; }
+  const AgentGatewayOptions& options() const { return options_; }
+
+ private:
+  Store& store_;
+  const CertificateAuthority& ca_;
+  ActionCenter& actions_;
+  SessionRegistry& sessions_;
+  const Clock& clock_;
+  AgentGatewayOptions options_;
+};
+
+// Device fields from the agent's inventory message.
+Device InventoryToDevice(const quell::v1::Inventory& inventory);
+
+}  // namespace quell::server

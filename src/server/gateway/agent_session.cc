@@ -1,0 +1,238 @@
+#include "server/gateway/agent_session.h"
+
+#include "common/logging.h"
+#include "server/actions/action_lifecycle.h"
+
+namespace quell::server {
+namespace {
+
+std::optional<ActionEvent> EventFor(quell::v1::ActionState state) {
+  switch (state) {
+    case quell::v1::ACTION_STATE_IN_PROGRESS: return ActionEvent::kAgentStarted;
+    case quell::v1::ACTION_STATE_SUCCEEDED: return ActionEvent::kAgentSucceeded;
+    case quell::v1::ACTION_STATE_FAILED: return ActionEvent::kAgentFailed;
+    case quell::v1::ACTION_STATE_CANCELLED: return ActionEvent::kAgentCancelled;
+    default: return std::nullopt;
+  }
+}
+
+grpc::Status ToGrpc(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return grpc::Status::OK;
+    case StatusCode::kUnauthenticated: return {grpc::StatusCode::UNAUTHENTICATED, s.message()};
+    case StatusCode::kPermissionDenied: return {grpc::StatusCode::PERMISSION_DENIED, s.message()};
+    case StatusCode::kInvalidArgument: return {grpc::StatusCode::INVALID_ARGUMENT, s.message()};
+    case StatusCode::kFailedPrecondition:
+      return {grpc::StatusCode::FAILED_PRECONDITION, s.message()};
+    case StatusCode::kNotFound: return {grpc::StatusCode::NOT_FOUND, s.message()};
+    case StatusCode::kUnavailable: return {grpc::StatusCode::UNAVAILABLE, s.message()};
+    default: return {grpc::StatusCode::INTERNAL, "internal error"};
+  }
+}
+
+}  // namespace
+
+AgentSession::AgentSession(AgentGateway& gateway, grpc::CallbackServerContext* context)
+    : gateway_(gateway) {
+  Result<std::string> device = Authenticate(context);
+  if (!device.ok()) {
+    Logger("server.gateway")
+        ->warn("refused a Connect from {}: {}", context->peer(), device.status().message());
+    FinishOnce(ToGrpc(device.status()));
+    return;
+  }
+  device_id_ = *device;
+  link_ = std::make_shared<AgentLink>(device_id_, this);
+  StartRead(&incoming_);
+}
+
+Result<std::string> AgentSession::Authenticate(grpc::CallbackServerContext* context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) {
+    return Unauthenticated("a device certificate is required; enroll first");
+  }
+  auto names = auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
+  auto pems = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (names.empty() || pems.empty()) return Unauthenticated("the certificate has no subject");
+  std::string device_id(names.front().data(), names.front().size());
+  Result<pki::CertificateInfo> cert =
+      pki::InspectCertificate(std::string(pems.front().data(), pems.front().size()));
+  if (!cert.ok()) return Unauthenticated("unreadable client certificate");
+  Result<Device> device = gateway_.store().GetDevice(device_id);
+  if (!device.ok()) return Unauthenticated("unknown device " + device_id);
+  if (device->offboarded) return Unauthenticated("device " + device_id + " is offboarded");
+  if (device->cert_serial_hex != cert->serial_hex) {
+    return Unauthenticated("the certificate of device " + device_id + " has been replaced");
+  }
+  return device_id;
+}
+
+void AgentSession::OnReadDone(bool ok) {
+  if (!ok) {  // the agent closed its side or the connection broke
+    FinishOnce(grpc::Status::OK);
+    return;
+  }
+  Status handled = Handle(incoming_);
+  if (!handled.ok()) {
+    Logger("server.gateway")
+        ->warn("device={} stream ended: {}", device_id_, handled.ToString());
+    FinishOnce(ToGrpc(handled));
+    return;
+  }
+  StartRead(&incoming_);
+}
+
+Status AgentSession::Handle(const quell::v1::AgentMessage& message) {
+  if (message.protocol_version() != quell::v1::PROTOCOL_VERSION_1) {
+    return FailedPrecondition("unsupported protocol version " +
+                              std::to_string(message.protocol_version()) +
+                              "; this server speaks 1");
+  }
+  if (!hello_seen_ && !message.has_hello()) {
+    return FailedPrecondition("the first message on a stream must be Hello");
+  }
+  switch (message.body_case()) {
+    case quell::v1::AgentMessage::kHello: return HandleHello(message.hello());
+    case quell::v1::AgentMessage::kHeartbeat:
+      return gateway_.store().TouchDevice(device_id_, gateway_.clock().Now());
+    case quell::v1::AgentMessage::kActionUpdate: return HandleUpdate(message.action_update());
+    case quell::v1::AgentMessage::kNotice: return HandleNotice(message.notice());
+    default: return InvalidArgument("empty message");
+  }
+}
+
+Status AgentSession::HandleHello(const quell::v1::Hello& hello) {
+  QUELL_ASSIGN_OR_RETURN(Device device, gateway_.store().GetDevice(device_id_));
+  Device seen = InventoryToDevice(hello.inventory());
+  seen.id = device.id;
+  seen.first_seen = device.first_seen;
+  seen.cert_serial_hex = device.cert_serial_hex;
+  seen.offboarded = device.offboarded;
+  seen.isolation = device.isolation;
+  seen.rbac_group_name = device.rbac_group_name;
+  seen.last_seen = gateway_.clock().Now();
+  QUELL_RETURN_IF_ERROR(gateway_.store().UpdateDevice(seen));
+  hello_seen_ = true;
+
+  if (auto previous = gateway_.sessions().Register(link_); previous && previous != link_) {
+    previous->Terminate(grpc::StatusCode::ABORTED, "replaced by a newer connection");
+  }
+  Logger("server.gateway")
+      ->info("device={} connected ({}, agent {})", device_id_, seen.computer_dns_name,
+             seen.agent_version);
+
+  quell::v1::ServerMessage welcome;
+  welcome.mutable_welcome()->set_device_id(device_id_);
+  welcome.mutable_welcome()->set_heartbeat_interval_seconds(
+      gateway_.options().heartbeat_interval_seconds);
+  Send(std::move(welcome));
+  // Everything still open is (re)delivered; the agent's journal makes this idempotent.
+  QUELL_ASSIGN_OR_RETURN(std::vector<MachineAction> open,
+                         gateway_.actions().OpenActionsFor(device_id_));
+  for (const MachineAction& action : open) Send(ToActionRequestMessage(action));
+  return Status::Ok();
+}
+
+Status AgentSession::HandleUpdate(const quell::v1::ActionUpdate& update) {
+  std::optional<ActionEvent> event = EventFor(update.state());
+  if (!event) return InvalidArgument("action update without a state");
+  Status applied = gateway_.actions().ApplyAgentReport(
+      device_id_, {.action_id = update.action_id(),
+                   .event = *event,
+                   .message = update.message(),
+                   .progress_percent = update.progress_percent(),
+                   .result_json = update.result_json()});
+  // Unknown or foreign actions are acknowledged too: resending them can never succeed.
+  if (applied.ok() || applied.code() == StatusCode::kNotFound ||
+      applied.code() == StatusCode::kPermissionDenied) {
+    if (!applied.ok()) {
+      Logger("server.gateway")
+          ->warn("device={} action={} update dropped: {}", device_id_, update.action_id(),
+                 applied.message());
+    }
+    Ack(update.sequence());
+    return Status::Ok();
+  }
+  // Store trouble: do not ack; the agent re-sends after reconnecting.
+  return applied;
+}
+
+Status AgentSession::HandleNotice(const quell::v1::Notice& notice) {
+  QUELL_RETURN_IF_ERROR(gateway_.store().AppendAudit(
+      {.time = gateway_.clock().Now(),
+       .actor = "agent:" + device_id_,
+       .operation = "device.notice",
+       .target = device_id_,
+       .comment = notice.message(),
+       .details_json = nlohmann::json{{"kind", notice.kind()},
+                                      {"agentTime", FormatIso8601(notice.time_unix_ms())}}
+                           .dump()}));
+  Logger("server.gateway")
+      ->warn("device={} notice {}: {}", device_id_, notice.kind(), notice.message());
+  Ack(notice.sequence());
+  return Status::Ok();
+}
+
+void AgentSession::Ack(uint64_t sequence) {
+  if (sequence == 0) return;
+  quell::v1::ServerMessage ack;
+  ack.mutable_update_ack()->set_sequence(sequence);
+  Send(std::move(ack));
+}
+
+void AgentSession::Send(quell::v1::ServerMessage message) { link_->Send(std::move(message)); }
+
+void AgentSession::Enqueue(quell::v1::ServerMessage message) {
+  const quell::v1::ServerMessage* to_write = nullptr;
+  {
+    std::lock_guard lock(write_mu_);
+    if (finished_) return;
+    outgoing_.push_back(std::move(message));
+    if (write_in_flight_) return;
+    write_in_flight_ = true;
+    to_write = &outgoing_.front();  // deque: stays valid while others are pushed behind it
+  }
+  StartWrite(to_write);
+}
+
+void AgentSession::OnWriteDone(bool ok) {
+  const quell::v1::ServerMessage* to_write = nullptr;
+  {
+    std::lock_guard lock(write_mu_);
+    if (!outgoing_.empty()) outgoing_.pop_front();
+    if (!ok || finished_ || outgoing_.empty()) {
+      write_in_flight_ = false;
+      return;
+    }
+    to_write = &outgoing_.front();
+  }
+  StartWrite(to_write);
+}
+
+void AgentSession::Terminate(int grpc_code, const std::string& reason) {
+  FinishOnce(grpc::Status(static_cast<grpc::StatusCode>(grpc_code), reason));
+}
+
+void AgentSession::FinishOnce(grpc::Status status) {
+  {
+    std::lock_guard lock(write_mu_);
+    if (finished_) return;
+    finished_ = true;
+  }
+  Finish(std::move(status));
+}
+
+void AgentSession::OnCancel() {
+  Logger("server.gateway")->debug("device={} stream cancelled", device_id_);
+}
+
+void AgentSession::OnDone() {
+  if (link_) {
+    link_->Detach();
+    gateway_.sessions().Unregister(link_);
+    Logger("server.gateway")->info("device={} disconnected", device_id_);
+  }
+  delete this;
+}
+
+}  // namespace quell::server

@@ -1,0 +1,135 @@
+#include "server/store/sqlite/migrations.h"
+
+#include <string>
+
+#include "common/logging.h"
+
+namespace quell::server::sqlite {
+namespace {
+
+// Conventions: times are INTEGER milliseconds since the Unix epoch; enums are TEXT in their
+// REST spelling (store.h); lists are JSON text; booleans are INTEGER 0/1.
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE devices (
+  id                TEXT PRIMARY KEY,
+  computer_dns_name TEXT NOT NULL,
+  os_platform       TEXT NOT NULL,
+  os_version        TEXT NOT NULL,
+  os_id             TEXT NOT NULL,
+  kernel_version    TEXT NOT NULL,
+  architecture      TEXT NOT NULL,
+  agent_version     TEXT NOT NULL,
+  ip_addresses      TEXT NOT NULL,
+  last_ip_address   TEXT NOT NULL,
+  rbac_group_name   TEXT NOT NULL,
+  first_seen        INTEGER NOT NULL,
+  last_seen         INTEGER NOT NULL,
+  cert_serial_hex   TEXT NOT NULL,
+  offboarded        INTEGER NOT NULL,
+  isolation         TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE api_tokens (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL,
+  role          TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL UNIQUE,
+  created       INTEGER NOT NULL,
+  revoked       INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE enrollment_tokens (
+  id            TEXT PRIMARY KEY,
+  secret_sha256 TEXT NOT NULL UNIQUE,
+  uses_left     INTEGER NOT NULL,
+  expires       INTEGER NOT NULL,
+  created       INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE actions (
+  id                     TEXT PRIMARY KEY,
+  type                   TEXT NOT NULL,
+  scope                  TEXT NOT NULL,
+  requestor              TEXT NOT NULL,
+  requestor_comment      TEXT NOT NULL,
+  external_id            TEXT NOT NULL,
+  request_source         TEXT NOT NULL,
+  title                  TEXT NOT NULL,
+  status                 TEXT NOT NULL,
+  machine_id             TEXT NOT NULL REFERENCES devices (id),
+  computer_dns_name      TEXT NOT NULL,
+  creation_time          INTEGER NOT NULL,
+  last_update_time       INTEGER NOT NULL,
+  expiration_time        INTEGER NOT NULL,
+  cancellation_time      INTEGER,
+  cancellation_requestor TEXT NOT NULL,
+  cancellation_comment   TEXT NOT NULL,
+  parameters_json        TEXT NOT NULL,
+  result_json            TEXT NOT NULL,
+  status_message         TEXT NOT NULL,
+  progress_percent       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX actions_by_creation ON actions (creation_time DESC, id);
+CREATE INDEX actions_by_machine ON actions (machine_id, creation_time);
+CREATE INDEX actions_by_status ON actions (status, expiration_time);
+
+CREATE TABLE audit (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  time         INTEGER NOT NULL,
+  actor        TEXT NOT NULL,
+  operation    TEXT NOT NULL,
+  target       TEXT NOT NULL,
+  comment      TEXT NOT NULL,
+  details_json TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_by_target ON audit (target, seq);
+)sql"},
+};
+
+Result<int64_t> NewestApplied(Db& db) {
+  QUELL_ASSIGN_OR_RETURN(Statement stmt,
+                         db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+  QUELL_RETURN_IF_ERROR(stmt.Step().status());
+  return stmt.Int();
+}
+
+Result<bool> IsApplied(Db& db, int version) {
+  QUELL_ASSIGN_OR_RETURN(
+      Statement stmt, db.Prepare("SELECT 1 FROM schema_migrations WHERE version = ?", version));
+  return stmt.Step();
+}
+
+}  // namespace
+
+std::span<const Migration> SchemaMigrations() { return kMigrations; }
+
+Status ApplyMigrations(Db& db, std::span<const Migration> migrations, UnixMillis now) {
+  QUELL_RETURN_IF_ERROR(
+      db.Exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+              "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT"));
+
+  int known = migrations.empty() ? 0 : migrations.back().version;
+  QUELL_ASSIGN_OR_RETURN(int64_t found, NewestApplied(db));
+  if (found > known) {
+    return FailedPrecondition("database schema version " + std::to_string(found) +
+                              " is newer than this binary supports (" + std::to_string(known) +
+                              "); run a newer Quell");
+  }
+
+  for (const Migration& m : migrations) {
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db));
+    QUELL_ASSIGN_OR_RETURN(bool applied, IsApplied(db, m.version));
+    if (applied) continue;  // the transaction rolls back; nothing was written
+    std::string context = "schema migration " + std::to_string(m.version);
+    QUELL_RETURN_IF_ERROR(db.Exec(std::string(m.sql)).WithContext(context));
+    QUELL_RETURN_IF_ERROR(
+        db.Run("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", m.version, now)
+            .WithContext(context));
+    QUELL_RETURN_IF_ERROR(tx.Commit().WithContext(context));
+    Logger("server.store")->info("applied {}", context);
+  }
+  return Status::Ok();
+}
+
+}  // namespace quell::server::sqlite

@@ -1,0 +1,399 @@
+#include "server/store/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "server/store/sqlite/db.h"
+#include "server/store/sqlite/migrations.h"
+
+namespace quell::server {
+namespace {
+
+using sqlite::Db;
+using sqlite::Placeholders;
+using sqlite::Statement;
+using sqlite::Transaction;
+
+// Column lists, in the order the Bind*/Read* functions below use. INSERT and UPDATE share one
+// list of numbered placeholders; ?1 is always the id.
+constexpr std::string_view kDeviceColumns =
+    "id, computer_dns_name, os_platform, os_version, os_id, kernel_version, architecture, "
+    "agent_version, ip_addresses, last_ip_address, rbac_group_name, first_seen, last_seen, "
+    "cert_serial_hex, offboarded, isolation";
+constexpr int kDeviceColumnCount = 16;
+
+constexpr std::string_view kApiTokenColumns = "id, name, role, secret_sha256, created, revoked";
+constexpr int kApiTokenColumnCount = 6;
+
+constexpr std::string_view kEnrollmentTokenColumns =
+    "id, secret_sha256, uses_left, expires, created";
+constexpr int kEnrollmentTokenColumnCount = 5;
+
+constexpr std::string_view kActionColumns =
+    "id, type, scope, requestor, requestor_comment, external_id, request_source, title, status, "
+    "machine_id, computer_dns_name, creation_time, last_update_time, expiration_time, "
+    "cancellation_time, cancellation_requestor, cancellation_comment, parameters_json, "
+    "result_json, status_message, progress_percent";
+constexpr int kActionColumnCount = 21;
+
+constexpr std::string_view kAuditColumns =
+    "seq, time, actor, operation, target, comment, details_json";
+
+// Concatenates constant SQL fragments. Never used with values.
+template <typename... Parts>
+std::string Sql(const Parts&... parts) {
+  std::string sql;
+  (sql.append(parts), ...);
+  return sql;
+}
+
+int64_t Limit(size_t n) {
+  return static_cast<int64_t>(std::min<size_t>(n, std::numeric_limits<int64_t>::max()));
+}
+
+template <typename E>
+Result<E> ReadEnum(Statement& stmt, std::optional<E> (*parse)(std::string_view)) {
+  std::string text = stmt.Text();
+  if (std::optional<E> value = parse(text)) return *value;
+  return Internal("stored enum value '" + text + "' is unknown");
+}
+
+Result<std::vector<std::string>> ReadStringList(Statement& stmt) {
+  std::string text = stmt.Text();
+  try {
+    return nlohmann::json::parse(text).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    return Internal(std::string("stored string list is malformed: ") + e.what());
+  }
+}
+
+// ---- row <-> struct ----
+
+void BindDevice(Statement& s, const Device& d) {
+  s.Bind(d.id, d.computer_dns_name, d.os_platform, d.os_version, d.os_id, d.kernel_version,
+         d.architecture, d.agent_version, nlohmann::json(d.ip_addresses).dump(), d.last_ip_address,
+         d.rbac_group_name, d.first_seen, d.last_seen, d.cert_serial_hex, d.offboarded,
+         IsolationStateName(d.isolation));
+}
+
+Result<Device> ReadDevice(Statement& s) {
+  Device d;
+  d.id = s.Text();
+  d.computer_dns_name = s.Text();
+  d.os_platform = s.Text();
+  d.os_version = s.Text();
+  d.os_id = s.Text();
+  d.kernel_version = s.Text();
+  d.architecture = s.Text();
+  d.agent_version = s.Text();
+  QUELL_ASSIGN_OR_RETURN(d.ip_addresses, ReadStringList(s));
+  d.last_ip_address = s.Text();
+  d.rbac_group_name = s.Text();
+  d.first_seen = s.Int();
+  d.last_seen = s.Int();
+  d.cert_serial_hex = s.Text();
+  d.offboarded = s.Bool();
+  QUELL_ASSIGN_OR_RETURN(d.isolation, ReadEnum(s, ParseIsolationState));
+  return d;
+}
+
+Result<ApiToken> ReadApiToken(Statement& s) {
+  ApiToken t;
+  t.id = s.Text();
+  t.name = s.Text();
+  QUELL_ASSIGN_OR_RETURN(t.role, ReadEnum(s, ParseRole));
+  t.secret_sha256 = s.Text();
+  t.created = s.Int();
+  t.revoked = s.Bool();
+  return t;
+}
+
+void BindAction(Statement& s, const MachineAction& a) {
+  s.Bind(a.id, a.type, a.scope, a.requestor, a.requestor_comment, a.external_id, a.request_source,
+         a.title, ActionStatusName(a.status), a.machine_id, a.computer_dns_name, a.creation_time,
+         a.last_update_time, a.expiration_time, a.cancellation_time, a.cancellation_requestor,
+         a.cancellation_comment, a.parameters_json, a.result_json, a.status_message,
+         a.progress_percent);
+}
+
+Result<MachineAction> ReadAction(Statement& s) {
+  MachineAction a;
+  a.id = s.Text();
+  a.type = s.Text();
+  a.scope = s.Text();
+  a.requestor = s.Text();
+  a.requestor_comment = s.Text();
+  a.external_id = s.Text();
+  a.request_source = s.Text();
+  a.title = s.Text();
+  QUELL_ASSIGN_OR_RETURN(a.status, ReadEnum(s, ParseActionStatus));
+  a.machine_id = s.Text();
+  a.computer_dns_name = s.Text();
+  a.creation_time = s.Int();
+  a.last_update_time = s.Int();
+  a.expiration_time = s.Int();
+  a.cancellation_time = s.OptionalInt();
+  a.cancellation_requestor = s.Text();
+  a.cancellation_comment = s.Text();
+  a.parameters_json = s.Text();
+  a.result_json = s.Text();
+  a.status_message = s.Text();
+  a.progress_percent = static_cast<uint32_t>(s.Int());
+  return a;
+}
+
+Result<AuditEntry> ReadAudit(Statement& s) {
+  AuditEntry e;
+  e.seq = s.Int();
+  e.time = s.Int();
+  e.actor = s.Text();
+  e.operation = s.Text();
+  e.target = s.Text();
+  e.comment = s.Text();
+  e.details_json = s.Text();
+  return e;
+}
+
+template <typename T>
+Result<std::vector<T>> ReadAll(Statement& stmt, Result<T> (*read)(Statement&)) {
+  std::vector<T> rows;
+  while (true) {
+    QUELL_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return rows;
+    QUELL_ASSIGN_OR_RETURN(T value, read(stmt));
+    rows.push_back(std::move(value));
+  }
+}
+
+template <typename T>
+Result<T> ReadOne(Statement& stmt, Result<T> (*read)(Statement&), std::string not_found) {
+  QUELL_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return NotFound(std::move(not_found));
+  return read(stmt);
+}
+
+// Replaces the message of AlreadyExists, which SQLite phrases in terms of tables.
+Status ExistsAs(Status status, std::string message) {
+  return status.code() == StatusCode::kAlreadyExists ? AlreadyExists(std::move(message)) : status;
+}
+
+// Every method locks mu_ for its whole run: one connection, used by one thread at a time.
+// Methods ending in Locked expect mu_ to be held already.
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(Db db) : db_(std::move(db)) {}
+
+  Status CreateDevice(const Device& device) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Statement stmt,
+                           db_.Prepare(Sql("INSERT INTO devices (", kDeviceColumns, ") VALUES (",
+                                           Placeholders(kDeviceColumnCount), ")")));
+    BindDevice(stmt, device);
+    return ExistsAs(stmt.Run(), "device " + device.id + " already exists");
+  }
+
+  Result<Device> GetDevice(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    return GetDeviceLocked(id);
+  }
+
+  Result<std::vector<Device>> ListDevices() override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt, db_.Prepare(Sql("SELECT ", kDeviceColumns, " FROM devices ORDER BY id")));
+    return ReadAll(stmt, ReadDevice);
+  }
+
+  Status UpdateDevice(const Device& device) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Statement stmt,
+                           db_.Prepare(Sql("UPDATE devices SET (", kDeviceColumns, ") = (",
+                                           Placeholders(kDeviceColumnCount), ") WHERE id = ?1")));
+    BindDevice(stmt, device);
+    QUELL_RETURN_IF_ERROR(stmt.Run());
+    return db_.Changes() == 1 ? Status::Ok() : NotFound("device " + device.id + " not found");
+  }
+
+  Status TouchDevice(const std::string& id, UnixMillis last_seen) override {
+    std::lock_guard lock(mu_);
+    QUELL_RETURN_IF_ERROR(
+        db_.Run("UPDATE devices SET last_seen = MAX(last_seen, ?2) WHERE id = ?1", id, last_seen));
+    return db_.Changes() == 1 ? Status::Ok() : NotFound("device " + id + " not found");
+  }
+
+  Status CreateApiToken(const ApiToken& t) override {
+    std::lock_guard lock(mu_);
+    Status status = db_.Run(Sql("INSERT INTO api_tokens (", kApiTokenColumns, ") VALUES (",
+                                Placeholders(kApiTokenColumnCount), ")"),
+                            t.id, t.name, RoleName(t.role), t.secret_sha256, t.created, t.revoked);
+    return ExistsAs(status, "api token " + t.id + " or its secret already exists");
+  }
+
+  Result<ApiToken> FindApiTokenBySecretHash(const std::string& secret_sha256) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare(Sql("SELECT ", kApiTokenColumns, " FROM api_tokens WHERE secret_sha256 = ?"),
+                    secret_sha256));
+    return ReadOne(stmt, ReadApiToken, "no api token has this secret");
+  }
+
+  Status RevokeApiToken(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    QUELL_RETURN_IF_ERROR(db_.Run("UPDATE api_tokens SET revoked = 1 WHERE id = ?", id));
+    return db_.Changes() == 1 ? Status::Ok() : NotFound("api token " + id + " not found");
+  }
+
+  Status CreateEnrollmentToken(const EnrollmentToken& t) override {
+    std::lock_guard lock(mu_);
+    Status status = db_.Run(Sql("INSERT INTO enrollment_tokens (", kEnrollmentTokenColumns,
+                                ") VALUES (", Placeholders(kEnrollmentTokenColumnCount), ")"),
+                            t.id, t.secret_sha256, t.uses_left, t.expires, t.created);
+    return ExistsAs(status, "enrollment token " + t.id + " or its secret already exists");
+  }
+
+  Status ConsumeEnrollmentToken(const std::string& secret_sha256, UnixMillis now) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    QUELL_RETURN_IF_ERROR(
+        db_.Run("UPDATE enrollment_tokens SET uses_left = uses_left - 1 "
+                "WHERE secret_sha256 = ?1 AND uses_left > 0 AND expires > ?2",
+                secret_sha256, now));
+    if (db_.Changes() == 1) return tx.Commit();
+    // Nothing was consumed; find out why for the caller.
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare("SELECT uses_left FROM enrollment_tokens WHERE secret_sha256 = ?",
+                    secret_sha256));
+    QUELL_ASSIGN_OR_RETURN(bool found, stmt.Step());
+    if (!found) return NotFound("no enrollment token has this secret");
+    return PermissionDenied(stmt.Int() > 0 ? "enrollment token has expired"
+                                           : "enrollment token is used up");
+  }
+
+  Status InsertAction(const MachineAction& action) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    QUELL_RETURN_IF_ERROR(GetDeviceLocked(action.machine_id).status());
+    QUELL_ASSIGN_OR_RETURN(Statement stmt,
+                           db_.Prepare(Sql("INSERT INTO actions (", kActionColumns, ") VALUES (",
+                                           Placeholders(kActionColumnCount), ")")));
+    BindAction(stmt, action);
+    QUELL_RETURN_IF_ERROR(ExistsAs(stmt.Run(), "action " + action.id + " already exists"));
+    return tx.Commit();
+  }
+
+  Result<MachineAction> GetAction(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    return GetActionLocked(id);
+  }
+
+  Result<std::vector<MachineAction>> ListActions(const ActionFilter& filter) override {
+    std::lock_guard lock(mu_);
+    std::optional<std::string_view> status;
+    if (filter.status) status = ActionStatusName(*filter.status);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare(Sql("SELECT ", kActionColumns,
+                        " FROM actions "
+                        "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR machine_id = ?2) "
+                        "AND (?3 IS NULL OR type = ?3) "
+                        "ORDER BY creation_time DESC, id LIMIT ?4 OFFSET ?5"),
+                    status, filter.machine_id, filter.type, Limit(filter.top), Limit(filter.skip)));
+    return ReadAll(stmt, ReadAction);
+  }
+
+  Status UpdateAction(const MachineAction& action, ActionStatus expected) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare(Sql("UPDATE actions SET (", kActionColumns, ") = (",
+                        Placeholders(kActionColumnCount), ") WHERE id = ?1 AND status = ?",
+                        std::to_string(kActionColumnCount + 1))));
+    BindAction(stmt, action);
+    stmt.Bind(ActionStatusName(expected));
+    QUELL_RETURN_IF_ERROR(stmt.Run());
+    if (db_.Changes() == 0) {
+      QUELL_ASSIGN_OR_RETURN(MachineAction current, GetActionLocked(action.id));
+      return FailedPrecondition(Sql("action ", action.id, " is ", ActionStatusName(current.status),
+                                    ", not ", ActionStatusName(expected)));
+    }
+    return tx.Commit();
+  }
+
+  Result<std::vector<MachineAction>> ListOpenActions(const std::string& machine_id) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare(Sql("SELECT ", kActionColumns,
+                        " FROM actions "
+                        "WHERE machine_id = ?1 AND status IN (?2, ?3) ORDER BY creation_time, id"),
+                    machine_id, ActionStatusName(ActionStatus::kPending),
+                    ActionStatusName(ActionStatus::kInProgress)));
+    return ReadAll(stmt, ReadAction);
+  }
+
+  Result<std::vector<MachineAction>> ListExpiredActions(UnixMillis now) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt, db_.Prepare(Sql("SELECT ", kActionColumns,
+                                        " FROM actions WHERE status IN (?1, ?2) "
+                                        "AND expiration_time <= ?3 ORDER BY expiration_time, id"),
+                                    ActionStatusName(ActionStatus::kPending),
+                                    ActionStatusName(ActionStatus::kInProgress), now));
+    return ReadAll(stmt, ReadAction);
+  }
+
+  Status AppendAudit(const AuditEntry& e) override {
+    std::lock_guard lock(mu_);
+    return db_.Run(
+        "INSERT INTO audit (time, actor, operation, target, comment, details_json) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        e.time, e.actor, e.operation, e.target, e.comment, e.details_json);
+  }
+
+  Result<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Statement stmt,
+                           db_.Prepare(Sql("SELECT ", kAuditColumns,
+                                           " FROM audit WHERE (?1 IS NULL OR target = ?1) "
+                                           "ORDER BY seq LIMIT ?2 OFFSET ?3"),
+                                       filter.target, Limit(filter.top), Limit(filter.skip)));
+    return ReadAll(stmt, ReadAudit);
+  }
+
+ private:
+  Result<Device> GetDeviceLocked(const std::string& id) {
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare(Sql("SELECT ", kDeviceColumns, " FROM devices WHERE id = ?"), id));
+    return ReadOne(stmt, ReadDevice, "device " + id + " not found");
+  }
+
+  Result<MachineAction> GetActionLocked(const std::string& id) {
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare(Sql("SELECT ", kActionColumns, " FROM actions WHERE id = ?"), id));
+    return ReadOne(stmt, ReadAction, "action " + id + " not found");
+  }
+
+  std::mutex mu_;
+  Db db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  QUELL_ASSIGN_OR_RETURN(Db db, Db::Open(path));
+  QUELL_RETURN_IF_ERROR(
+      sqlite::ApplyMigrations(db, sqlite::SchemaMigrations(), SystemClock::Instance().Now())
+          .WithContext(path));
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db)));
+}
+
+}  // namespace quell::server

@@ -1,0 +1,46 @@
+#include "server/store/store.h"
+
+#include <array>
+
+namespace quell::server {
+namespace {
+
+// Each table is indexed by the enum's value, so its order must follow the enum's.
+constexpr std::array<std::string_view, 6> kActionStatusNames = {
+    "Pending", "InProgress", "Succeeded", "Failed", "TimeOut", "Cancelled"};
+constexpr std::array<std::string_view, 3> kRoleNames = {"viewer", "responder", "admin"};
+constexpr std::array<std::string_view, 3> kIsolationStateNames = {"NotIsolated", "Full",
+                                                                  "Selective"};
+
+template <typename E, size_t N>
+std::optional<E> ParseName(const std::array<std::string_view, N>& names, std::string_view s) {
+  for (size_t i = 0; i < N; ++i) {
+    if (names[i] == s) return static_cast<E>(i);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view ActionStatusName(ActionStatus s) {
+  return kActionStatusNames.at(static_cast<size_t>(s));
+}
+std::optional<ActionStatus> ParseActionStatus(std::string_view s) {
+  return ParseName<ActionStatus>(kActionStatusNames, s);
+}
+
+std::string_view RoleName(Role r) { return kRoleNames.at(static_cast<size_t>(r)); }
+std::optional<Role> ParseRole(std::string_view s) { return ParseName<Role>(kRoleNames, s); }
+
+std::string_view IsolationStateName(IsolationState s) {
+  return kIsolationStateNames.at(static_cast<size_t>(s));
+}
+std::optional<IsolationState> ParseIsolationState(std::string_view s) {
+  return ParseName<IsolationState>(kIsolationStateNames, s);
+}
+
+bool IsFinal(ActionStatus s) {
+  return s != ActionStatus::kPending && s != ActionStatus::kInProgress;
+}
+
+}  // namespace quell::server

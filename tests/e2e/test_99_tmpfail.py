@@ -1,0 +1,3 @@
+def test_fail(env):
+    env.ensure_isolated("Full")
+    assert False, "deliberate"
