@@ -1,3 +1,0 @@
-def test_fail(env):
-    env.ensure_isolated("Full")
-    assert False, "deliberate"
