@@ -188,8 +188,10 @@ asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket) {
 
     Response response;
     std::string method = "-", path = "-";
+    unsigned version = 11;  // what a request that did not parse is answered with
     if (!ec) {
       keep_alive = parser.get().keep_alive();
+      version = parser.get().version();
       Request request = ToRequest(parser.release(), remote);
       response = router.Dispatch(request);
       method = std::move(request.method);
@@ -215,11 +217,11 @@ asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket) {
 
     // Logged before the write so that a line is never lost to a stop or a vanished client;
     // the duration is the server's own time to answer.
-    log->debug("{} {} {} {}us remote={}", method, path, response.status,
+    auto message = ToMessage(std::move(response), version, keep_alive, *log);
+    log->debug("{} {} {} {}us remote={}", method, path, message.result_int(),
                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started)
                    .count(),
                remote);
-    auto message = ToMessage(std::move(response), parser.get().version(), keep_alive, *log);
     transport.expires_after(options.idle_timeout);
     co_await bhttp::async_write(stream, message, token);
     if (ec) co_return;
