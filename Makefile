@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test test-unit test-e2e bench clean
+.PHONY: all deps configure build run test test-unit test-e2e bench fuzz clean
 
 all: build
 
@@ -35,6 +35,19 @@ test-e2e: build
 
 bench: build
 	@bench/run.sh
+
+# libFuzzer + ASan/UBSan builds of every target in fuzz/ (needs clang), each run for
+# FUZZ_SECONDS on a copy of its corpus. Crashes land in build-fuzz/; add them to the corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@CXX=clang++ cmake -S fuzz -B build-fuzz -G Ninja > /dev/null
+	@cmake --build build-fuzz
+	@for f in build-fuzz/*_fuzz; do \
+	  name=$$(basename $$f _fuzz); mkdir -p build-fuzz/corpus/$$name; \
+	  cp -n fuzz/corpus/$$name/* build-fuzz/corpus/$$name/; \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	  (cd build-fuzz && ./$$name\_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 corpus/$$name) || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD_DIR)

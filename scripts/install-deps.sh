@@ -15,7 +15,7 @@ PACKAGES=(
   # agent: kernel firewall
   libnftables-dev nftables
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev clang
   python3 python3-pytest iproute2 iputils-ping netcat-openbsd socat curl util-linux procps
 )
 

@@ -30,6 +30,7 @@ void AddApiRoutes(http::Router& router, ApiContext& api) {
   AddMachineRoutes(router, api);
   AddMachineActionRoutes(router, api);
   AddAuditRoutes(router, api);
+  AddMetricsRoutes(router, api);
 }
 
 }  // namespace quell::server

@@ -32,6 +32,7 @@ Result<nlohmann::json> JsonObjectBody(const http::Request& request);
 void AddMachineRoutes(http::Router& router, ApiContext& api);        // machines_routes.cc
 void AddMachineActionRoutes(http::Router& router, ApiContext& api);  // machine_actions_routes.cc
 void AddAuditRoutes(http::Router& router, ApiContext& api);          // audit_routes.cc
+void AddMetricsRoutes(http::Router& router, ApiContext& api);        // metrics_routes.cc
 
 // All of the above, plus GET /healthz.
 void AddApiRoutes(http::Router& router, ApiContext& api);

@@ -195,6 +195,21 @@ TEST_F(ApiRoutesTest, ActionTypesAreListedAsData) {
   EXPECT_EQ(r.body["value"][0]["undoType"], "Unisolate");
 }
 
+TEST_F(ApiRoutesTest, MetricsCountActionsAndDevices) {
+  ASSERT_EQ(Call("POST", "/api/machines/m1/isolate", responder_, R"({"Comment":"c"})").status,
+            201);
+  http::Request request{.method = "GET", .target = "/metrics", .path = "/metrics"};
+  request.headers["authorization"] = "Bearer " + viewer_;
+  http::Response r = router_.Dispatch(request);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("quell_machine_actions{status=\"Pending\"} 1\n"), std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("quell_machine_actions{status=\"Succeeded\"} 0\n"), std::string::npos);
+  EXPECT_NE(r.body.find("quell_devices{healthStatus=\"Active\"} 1\n"), std::string::npos);
+  EXPECT_NE(r.body.find("quell_agents_connected 0\n"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/metrics", "").status, 401);
+}
+
 TEST_F(ApiRoutesTest, UnknownRoutesAre404AndWrongMethods405) {
   EXPECT_EQ(Call("GET", "/api/nothing", admin_).status, 404);
   EXPECT_EQ(Call("DELETE", "/api/machines", admin_).status, 405);

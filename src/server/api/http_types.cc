@@ -1,8 +1,8 @@
 #include "server/api/http_types.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+
+#include <nlohmann/json.hpp>
 
 #include "common/logging.h"
 

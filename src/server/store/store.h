@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -160,6 +161,8 @@ class Store {
   virtual Status UpdateAction(const MachineAction& action, ActionStatus expected) = 0;
   // Pending or InProgress actions of one device, oldest first.
   virtual Result<std::vector<MachineAction>> ListOpenActions(const std::string& machine_id) = 0;
+  // How many actions are in each status (statuses with none are absent). For metrics.
+  virtual Result<std::map<ActionStatus, int64_t>> CountActionsByStatus() = 0;
   // Pending or InProgress actions with expiration_time <= now, any device.
   virtual Result<std::vector<MachineAction>> ListExpiredActions(UnixMillis now) = 0;
 

@@ -370,6 +370,16 @@ TEST_P(StoreConformanceTest, ListExpiredActionsOnlyOpenAndDue) {
             (std::vector<std::string>{"act-2", "act-3", "act-5"}));
 }
 
+TEST_P(StoreConformanceTest, CountsActionsByStatus) {
+  EXPECT_TRUE(store().CountActionsByStatus().value().empty());
+  InsertActionSet();
+  std::map<ActionStatus, int64_t> expected = {{ActionStatus::kSucceeded, 1},
+                                              {ActionStatus::kPending, 2},
+                                              {ActionStatus::kInProgress, 1},
+                                              {ActionStatus::kFailed, 1}};
+  EXPECT_EQ(store().CountActionsByStatus().value(), expected);
+}
+
 // ---- audit ----
 
 TEST_P(StoreConformanceTest, AuditAppendsWithIncreasingSeqAndListsByTarget) {

@@ -349,6 +349,21 @@ class SqliteStore final : public Store {
     return ReadAll(stmt, ReadAction);
   }
 
+  Result<std::map<ActionStatus, int64_t>> CountActionsByStatus() override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Statement stmt,
+                           db_.Prepare("SELECT status, COUNT(*) FROM actions GROUP BY status"));
+    std::map<ActionStatus, int64_t> counts;
+    while (true) {
+      QUELL_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      std::string name = stmt.Text();
+      int64_t n = stmt.Int();
+      if (auto status = ParseActionStatus(name)) counts[*status] = n;
+    }
+    return counts;
+  }
+
   Status AppendAudit(const AuditEntry& e) override {
     std::lock_guard lock(mu_);
     return db_.Run(

@@ -1,6 +1,4 @@
-// libFuzzer target: request targets from the network through ParseRequestTarget and Router.
-// Build with clang (see ../CMakeLists.txt); run e.g.
-//   ./request_target_fuzz -max_total_time=60 -max_len=512
+// Request targets from the network through ParseRequestTarget and Router.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
