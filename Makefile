@@ -34,7 +34,7 @@ test-e2e: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L e2e
 
 bench: build
-	@bench/run.sh
+	@BUILD_DIR=$(BUILD_DIR) bench/run.sh
 
 # libFuzzer + ASan/UBSan builds of every target in fuzz/ (needs clang), each run for
 # FUZZ_SECONDS on a copy of its corpus. Crashes land in build-fuzz/; add them to the corpus.

@@ -8,15 +8,16 @@
 #
 # Environment: BUILD_DIR (build), N_LIST ("1000 10000"), HEARTBEAT (30, seconds),
 # ACTIONS (1000), RATE (50 actions/s), IDLE_SECONDS (60), RESULTS
-# ($BUILD_DIR/bench-results.jsonl), BENCH_TMP (/var/tmp: a real disk, as the server's
-# SQLite commits fsync; /tmp may be tmpfs elsewhere).
+# ($BUILD_DIR/bench-results.jsonl), QUELL_SERVER / QUELL_LOADGEN (other binaries, e.g. a
+# patched server), BENCH_TMP (/var/tmp: a real disk, since the server's SQLite commits
+# fsync; /tmp is tmpfs on many machines).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
-SERVER=$BUILD_DIR/src/server/app/quell-server
-LOADGEN=$BUILD_DIR/bench/loadgen/quell-loadgen
+SERVER=${QUELL_SERVER:-$BUILD_DIR/src/server/app/quell-server}
+LOADGEN=${QUELL_LOADGEN:-$BUILD_DIR/bench/loadgen/quell-loadgen}
 N_LIST=${N_LIST:-"1000 10000"}
 HEARTBEAT=${HEARTBEAT:-30}
 ACTIONS=${ACTIONS:-1000}

@@ -12,8 +12,12 @@ PACKAGES=(
   libboost-dev nlohmann-json3-dev libsqlite3-dev libssl-dev openssl
   # both: logging, config, command line
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
-  # agent: kernel firewall
+  # agent: kernel firewall; scanners (ClamAV engine, YARA) and the archive tools tests use
   libnftables-dev nftables
+  libclamav-dev clamav libyara-dev yara p7zip-full zip
+  # benchmark peers only (clamd for clamdscan, fapolicyd); their services are never started
+  # on this host by the install (see policy-rc.d below)
+  clamav-daemon clamdscan fapolicyd
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang
   python3 python3-pytest iproute2 iputils-ping netcat-openbsd socat curl util-linux procps
@@ -36,5 +40,14 @@ else
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as fapolicyd and clamav-daemon would start their services from their
+# install scripts; an execution-blocking daemon must never start on the host by accident.
+# policy-rc.d (exit 101) tells invoke-rc.d to start nothing while we install.
+POLICY=/usr/sbin/policy-rc.d
+if [[ ! -e $POLICY ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee $POLICY > /dev/null
+  $SUDO chmod +x $POLICY
+  trap '$SUDO rm -f $POLICY' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

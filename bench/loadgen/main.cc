@@ -13,6 +13,7 @@
 #include <iostream>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "bench/loadgen/fleet.h"
@@ -27,6 +28,7 @@ using quell::bench::ProcSample;
 
 double Mib(uint64_t bytes) { return std::round(static_cast<double>(bytes) / 1048576.0 * 10) / 10; }
 double Round1(double v) { return std::round(v * 10) / 10; }
+std::string F(double v) { return fmt::format("{:.1f}", v); }
 
 int Fail(const std::string& what) {
   std::cerr << "quell-loadgen: " << what << "\n";
@@ -162,7 +164,7 @@ int main(int argc, char** argv) {
                                                        .cache_dir = o.identity_cache});
   if (!enrolled.ok()) return Fail(enrolled.status().ToString());
   Say("identities: " + std::to_string(enrolled->enrolled) + " enrolled in " +
-      std::to_string(Round1(enrolled->seconds)) + " s, " + std::to_string(enrolled->from_cache) +
+      F(Round1(enrolled->seconds)) + " s, " + std::to_string(enrolled->from_cache) +
       " from cache");
   out["enroll"] = {{"enrolled", enrolled->enrolled},
                    {"fromCache", enrolled->from_cache},
@@ -177,7 +179,7 @@ int main(int argc, char** argv) {
   quell::bench::ConnectResult connected =
       fleet->Connect(o.connect_concurrency, std::chrono::seconds(o.connect_timeout_seconds));
   Say("connected " + std::to_string(connected.connected) + "/" + std::to_string(o.agents) +
-      " in " + std::to_string(Round1(connected.seconds)) + " s" +
+      " in " + F(Round1(connected.seconds)) + " s" +
       (connected.first_error.empty() ? "" : "; first failure: " + connected.first_error));
   out["connect"] = {{"connected", connected.connected},
                     {"failed", connected.failed},
@@ -194,8 +196,8 @@ int main(int argc, char** argv) {
   double idle_cpu = quell::bench::CpuPercent(idle->first, idle->last);
   Say("idle " + std::to_string(o.idle_seconds) + " s with heartbeats (" +
       std::to_string(fleet->heartbeats_sent()) + " sent so far): server RSS " +
-      std::to_string(Mib(idle->last.rss_bytes)) + " MiB (max " +
-      std::to_string(Mib(idle->rss_max)) + "), CPU " + std::to_string(Round1(idle_cpu)) +
+      F(Mib(idle->last.rss_bytes)) + " MiB (max " +
+      F(Mib(idle->rss_max)) + "), CPU " + F(Round1(idle_cpu)) +
       "% of one core, " + std::to_string(idle->last.threads) + " threads; load average " +
       quell::bench::LoadAverage());
   out["idle"] = {{"serverRssMiB", Mib(idle->last.rss_bytes)},
@@ -224,11 +226,11 @@ int main(int argc, char** argv) {
   auto& e = run.end_to_end;
   auto& r = run.rest;
   Say("actions: " + std::to_string(e.count) + "/" + std::to_string(o.actions) +
-      " Succeeded and acked; REST->Succeeded p50 " + std::to_string(Round1(e.p50_ms)) +
-      " ms, p90 " + std::to_string(Round1(e.p90_ms)) + ", p99 " +
-      std::to_string(Round1(e.p99_ms)) + ", max " + std::to_string(Round1(e.max_ms)) +
-      "; REST call alone p50 " + std::to_string(Round1(r.p50_ms)) + " ms, p99 " +
-      std::to_string(Round1(r.p99_ms)) + "; server CPU " + std::to_string(Round1(action_cpu)) +
+      " Succeeded and acked; REST->Succeeded p50 " + F(Round1(e.p50_ms)) +
+      " ms, p90 " + F(Round1(e.p90_ms)) + ", p99 " +
+      F(Round1(e.p99_ms)) + ", max " + F(Round1(e.max_ms)) +
+      "; REST call alone p50 " + F(Round1(r.p50_ms)) + " ms, p99 " +
+      F(Round1(r.p99_ms)) + "; server CPU " + F(Round1(action_cpu)) +
       "%; " + std::to_string(run.rest_failures) + " REST failures, " +
       std::to_string(run.unacked) + " unacked" +
       (run.first_error.empty() ? "" : "; first error: " + run.first_error));

@@ -94,6 +94,21 @@ std::string ResolveMachineId(CliContext& ctx, const std::string& id_or_name) {
   return "";
 }
 
+std::string Field(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "-";
+}
+
+bool PrintJsonIfAsked(CliContext& ctx, const nlohmann::json& body) {
+  if (ctx.json) ctx.out << body.dump(2) << "\n";
+  return ctx.json;
+}
+
+void PrintFields(CliContext& ctx, const nlohmann::json& body,
+                 std::initializer_list<const char*> keys) {
+  for (const char* key : keys) ctx.out << key << ": " << Field(body, key) << "\n";
+}
+
 int WaitForAction(CliContext& ctx, const std::string& action_id, int timeout_seconds) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
   std::string last;

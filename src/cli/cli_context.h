@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <initializer_list>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -53,8 +54,24 @@ std::string ResolveMachineId(CliContext& ctx, const std::string& id_or_name);
 // Returns 0 when it Succeeded, 1 otherwise.
 int WaitForAction(CliContext& ctx, const std::string& action_id, int timeout_seconds);
 
+// The string at `key` of a JSON object, or "-" when it is missing or not a string.
+std::string Field(const nlohmann::json& object, const char* key);
+
+// Under --json prints `body` indented and returns true; otherwise prints nothing and returns
+// false, leaving the human-readable form to the caller.
+bool PrintJsonIfAsked(CliContext& ctx, const nlohmann::json& body);
+
+// Prints one "key: value" line for each of `keys` (values as Field gives them).
+void PrintFields(CliContext& ctx, const nlohmann::json& body,
+                 std::initializer_list<const char*> keys);
+
 // Command groups.
 void AddMachineCommands(CLI::App& app, CliContext& ctx, int& exit_code);
 void AddActionCommands(CLI::App& app, CliContext& ctx, int& exit_code);
+void AddAlertCommands(CLI::App& app, CliContext& ctx, int& exit_code);  // alert_commands.cc
+// `quell machine scan`; REQUIRES: AddMachineCommands ran first (adds under `machine`).
+void AddScanCommands(CLI::App& app, CliContext& ctx, int& exit_code);  // scan_commands.cc
+// `quell machine restrict|unrestrict`; REQUIRES: AddMachineCommands ran first.
+void AddRestrictionCommands(CLI::App& app, CliContext& ctx, int& exit_code);  // restriction_commands.cc
 
 }  // namespace quell::cli

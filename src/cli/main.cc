@@ -17,7 +17,10 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", ctx.insecure, "Do not verify the server certificate (debugging only)");
   app.add_flag("--json", ctx.json, "Print the API's JSON");
   quell::cli::AddMachineCommands(app, ctx, exit_code);
+  quell::cli::AddScanCommands(app, ctx, exit_code);
+  quell::cli::AddRestrictionCommands(app, ctx, exit_code);
   quell::cli::AddActionCommands(app, ctx, exit_code);
+  quell::cli::AddAlertCommands(app, ctx, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

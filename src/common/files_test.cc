@@ -3,20 +3,15 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <cstdlib>
+#include "common/testing/temp_dir.h"
 
 namespace quell {
 namespace {
 
 class FilesTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/quell-files-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
-  std::string dir_;
+  quell::testing::TempDir temp_dir_;
+  std::string dir_ = temp_dir_.path();
 };
 
 TEST_F(FilesTest, AtomicWriteThenRead) {

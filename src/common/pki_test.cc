@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "common/files.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::pki {
 namespace {
@@ -170,9 +171,8 @@ TEST(PkiTest, GarbageInputsToInspectAndVerifyAreInvalidArgument) {
 // for the intended purpose, and we accept a CSR it produced.
 TEST(PkiTest, OpensslCliInteroperates) {
   if (std::system("openssl version >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl CLI";
-  char tmpl[] = "/tmp/quell-pki-test-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
+  quell::testing::TempDir temp_dir;
+  const std::string& dir = temp_dir.path();
   auto run = [&](const std::string& cmd) {
     return std::system((cmd + " >/dev/null 2>&1").c_str());
   };
@@ -206,7 +206,6 @@ TEST(PkiTest, OpensslCliInteroperates) {
   ASSERT_TRUE(issued.ok()) << issued.status().ToString();
   EXPECT_EQ(InspectCertificate(issued->cert_pem)->common_name, "dev-cli");
   EXPECT_TRUE(KeyMatchesCertificate(ReadFile(dir + "/cli.key").value(), issued->cert_pem).value());
-  std::system(("rm -rf " + dir).c_str());
 }
 
 }  // namespace

@@ -32,6 +32,8 @@ from .util import to_yaml, wait_until
 log = logging.getLogger("lab")
 
 CLAIM_DIR = "/run/quell-lab"
+# Directories every lab host gets its own tmpfs on (in its private mount namespace).
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 PREFIX_BASE = "ql"
 
 
@@ -128,6 +130,7 @@ class Host:
         self.log_path = os.path.join(self.dir, "agent.log")
         os.makedirs(self.state_dir, exist_ok=True)
         self.agent = None           # Popen of the running agent, if any
+        self.mnt_holder = None      # Popen of the process holding the host's mount+uts ns
         self.agent_config = None    # last config given to start_agent
         self._procs = []            # other processes started in this host
         self._resources = []        # objects with close() bound to this namespace
@@ -213,10 +216,81 @@ class Host:
 
     # ---- agent ---------------------------------------------------------------------------
 
+    # ---- the host's own mount (and uts) namespace ------------------------------------------
+
+    def _keep_paths(self, binary):
+        """Paths under /tmp, /var/tmp, /dev/shm the agent needs inside the private mounts."""
+        wanted = [self.dir, os.path.dirname(os.path.abspath(binary))]
+        ca = (self.agent_config or {}).get("ca_cert")
+        if ca:
+            wanted.append(os.path.dirname(os.path.abspath(ca)))
+        keep = []
+        for path in wanted:
+            real = os.path.realpath(path)
+            if any(real == d or real.startswith(d + "/") for d in PRIVATE_DIRS):
+                keep.append(real)
+        return keep
+
+    def _start_mount_ns(self, binary):
+        """Starts the holder of this host's mount+uts namespaces: private propagation, its own
+        hostname and private tmpfs on /tmp, /var/tmp and /dev/shm (the paths the agent needs
+        from the machine's /tmp are bound back in). Lives until reboot or close, so the
+        namespace survives agent restarts (and kill -9) like a real host's mounts do."""
+        if self.mnt_holder is not None and self.mnt_holder.poll() is None:
+            return
+        stage = os.path.join(CLAIM_DIR, f"stage-{self.ns}")
+        os.makedirs(stage, exist_ok=True)
+        keep = self._keep_paths(binary)
+        script = ['set -e', 'hostname "$1"', 'stage="$2"', 'shift 2',
+                  'mount -t tmpfs -o size=1m tmpfs "$stage"']
+        for i, d in enumerate(PRIVATE_DIRS):
+            script += [f'mkdir "$stage/{i}"', f'mount --bind {d} "$stage/{i}"',
+                       f'mount -t tmpfs -o mode=1777 tmpfs {d}']
+        script += ['for p in "$@"; do',
+                   '  case "$p" in']
+        for i, d in enumerate(PRIVATE_DIRS):
+            script += [f'    {d}/*) src="$stage/{i}/${{p#{d}/}}" ;;']
+        script += ['  esac',
+                   '  mkdir -p "$p"', '  mount --bind "$src" "$p"',
+                   'done',
+                   'umount -l "$stage"',
+                   'exec sleep infinity']
+        self.mnt_holder = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns, "unshare", "--mount", "--propagation", "private",
+             "--uts", "sh", "-c", "\n".join(script), "sh", self.hostname, stage, *keep],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "mountns.log"), "ab"),
+            stdin=subprocess.DEVNULL, preexec_fn=_preexec())
+
+        def ready():
+            if self.mnt_holder.poll() is not None:
+                raise RuntimeError(f"mount namespace of {self.name} failed; see "
+                                   f"{os.path.join(self.dir, 'mountns.log')}")
+            with open(f"/proc/{self.mnt_holder.pid}/comm") as f:
+                return f.read().strip() == "sleep"
+        wait_until(ready, timeout=10, interval=0.02, what=f"{self.name} mount namespace")
+
+    def _stop_mount_ns(self):
+        if self.mnt_holder is not None:
+            _terminate(self.mnt_holder)
+            self.mnt_holder = None
+
+    def nsenter(self):
+        """The command prefix that enters this host (network, mount and uts namespaces)."""
+        if self.mnt_holder is None or self.mnt_holder.poll() is not None:
+            raise RuntimeError(f"{self.name} has no mount namespace (start its agent first)")
+        return ["nsenter", "--target", str(self.mnt_holder.pid), "--mount", "--uts", "--net",
+                "--"]
+
+    def run_in_host(self, *cmd, check=False, timeout=30, input=None):
+        """Runs a command inside this host as its agent sees it: its network namespace AND its
+        mount namespace (private /tmp, marks of a restricted host). Returns CompletedProcess."""
+        return run([*self.nsenter(), *map(str, cmd)], check=check, timeout=timeout, input=input)
+
     def start_agent(self, config=None, binary=None):
         """Writes agent.yaml and starts quell-agent with its own hostname in this host.
 
-        The Popen pid is the agent's pid: ip netns exec, unshare and sh all exec into it.
+        The agent runs in the host's network namespace and in the host's own mount and uts
+        namespaces (see _start_mount_ns). The Popen pid is the agent's pid: nsenter execs it.
         """
         if self.agent is not None and self.agent.poll() is None:
             raise RuntimeError(f"agent of {self.name} is already running")
@@ -232,10 +306,13 @@ class Host:
         out = open(self.log_path, "ab")
         out.write(f"==== lab: starting agent at {time.strftime('%H:%M:%S')} ====\n".encode())
         out.flush()
-        script = 'hostname "$1" && exec "$2" --config "$3"'
+        try:
+            self._start_mount_ns(binary)
+        except BaseException:
+            out.close()
+            raise
         self.agent = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, "unshare", "--uts", "sh", "-c", script, "sh",
-             self.hostname, binary, self.config_path],
+            [*self.nsenter(), binary, "--config", self.config_path],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_preexec())
         out.close()
@@ -271,6 +348,7 @@ class Host:
         (addresses, routes, nftables, sockets) does not.
         """
         self.kill_agent(signal.SIGKILL)
+        self._stop_mount_ns()  # a reboot loses the host's tmpfs mounts too
         self._destroy_netns()
         self._create_netns()
         if start_agent and self.agent_config is not None:
@@ -288,7 +366,12 @@ class Host:
         for p in self._procs:
             _terminate(p)
         self._procs.clear()
+        self._stop_mount_ns()
         _delete_netns(self.ns)
+        try:
+            os.rmdir(os.path.join(CLAIM_DIR, f"stage-{self.ns}"))
+        except OSError:
+            pass
 
     def __repr__(self):
         return f"Host({self.name}, ns={self.ns}, {self.ip4}, {self.ip6})"
@@ -425,6 +508,8 @@ class Lab:
             "reconnect_initial_ms": 200,
             "reconnect_max_ms": 2000,
             "isolation": {"selective_allow": [], "watchdog_interval_seconds": 1},
+            # A lab agent runs in its host's private mount namespace; refuse otherwise.
+            "restriction": {"require_private_mount_namespace": True},
             "log_level": "debug",
         }
         for k, v in extra.items():

@@ -27,6 +27,7 @@ class Portal:
         self._conns = set()
         self._closed = False
         self._paused = False
+        self._black_hole = False
         self.accepted = 0
         self.forwarded = 0
 
@@ -53,6 +54,18 @@ class Portal:
     def resume(self):
         with self._lock:
             self._paused = False
+
+    def black_hole(self, on=True):
+        """While on, bytes from agents to the server are read and discarded; the server's
+        bytes still reach the agents. Agents believe they are connected while nothing they send
+        arrives (a half-dead link). A stream that lost bytes is corrupt: pause() it before
+        turning this off."""
+        with self._lock:
+            self._black_hole = on
+
+    def _discarding(self):
+        with self._lock:
+            return self._black_hole
 
     def close(self):
         with self._lock:
@@ -101,7 +114,7 @@ class Portal:
             self._conns.update((client, upstream))
             self.forwarded += 1
         try:
-            _pump(client, upstream)
+            _pump(client, upstream, drop_from=client, dropping=self._discarding)
         finally:
             with self._lock:
                 self._conns.discard(client)
@@ -110,8 +123,9 @@ class Portal:
             _close(upstream)
 
 
-def _pump(a, b):
-    """Copies bytes both ways until both directions are finished or one side fails."""
+def _pump(a, b, drop_from=None, dropping=lambda: False):
+    """Copies bytes both ways until both directions are finished or one side fails. Bytes
+    read from `drop_from` are discarded while dropping() is true."""
     peer = {a: b, b: a}
     open_in = {a, b}
     while open_in:
@@ -130,6 +144,8 @@ def _pump(a, b):
                     peer[s].shutdown(socket.SHUT_WR)
                 except OSError:
                     return
+                continue
+            if s is drop_from and dropping():
                 continue
             try:
                 peer[s].sendall(data)

@@ -2,7 +2,10 @@
 #pragma once
 
 #include "agent/actions/action_registry.h"
+#include "agent/detect/detection.h"
 #include "agent/isolation/isolation_controller.h"
+#include "agent/restriction/restriction_controller.h"
+#include "agent/scan/scan_settings.h"
 
 namespace quell::agent {
 
@@ -10,6 +13,9 @@ namespace quell::agent {
 // outlive the registry.
 struct BuiltinActionDeps {
   IsolationController* isolation = nullptr;  // nullptr: Isolate/Unisolate are not offered
+  DetectionSink* detections = nullptr;       // where detectors report; nullptr: none reported
+  const scan::ScanSettings* scan = nullptr;  // nullptr: RunAntiVirusScan is not offered
+  RestrictionController* restriction = nullptr;  // nullptr: RestrictCodeExecution not offered
 };
 
 // Registers every built-in action, one line each.

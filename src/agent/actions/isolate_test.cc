@@ -1,11 +1,9 @@
 #include "agent/actions/isolate.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
-
-#include <filesystem>
 
 #include "agent/platform/fake_firewall.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::agent {
 namespace {
@@ -13,12 +11,10 @@ namespace {
 class IsolateActionTest : public ::testing::Test {
  protected:
   IsolateActionTest() {
-    char dir_template[] = "/tmp/quell-isolate-action-XXXXXX";
-    dir_ = ::mkdtemp(dir_template);
     controller_ = std::make_unique<IsolationController>(
         firewall_,
         IsolationOptions{
-            .state_path = dir_ + "/isolation.json",
+            .state_path = dir_ / "isolation.json",
             .server_host = "10.77.0.1",
             .server_port = 8444,
             .selective_allow = {*ParseAllowRule("10.77.0.12/32:22")},
@@ -31,7 +27,6 @@ class IsolateActionTest : public ::testing::Test {
         });
     action_ = std::make_unique<IsolateAction>(*controller_);
   }
-  ~IsolateActionTest() override { std::filesystem::remove_all(dir_); }
 
   ActionContext Context(nlohmann::json parameters) {
     ActionContext ctx;
@@ -40,7 +35,7 @@ class IsolateActionTest : public ::testing::Test {
     return ctx;
   }
 
-  std::string dir_;
+  quell::testing::TempDir dir_;
   FakeFirewall firewall_;
   Status probe_result_;
   std::unique_ptr<IsolationController> controller_;

@@ -10,8 +10,11 @@
 #include "agent/channel/backoff.h"
 #include "agent/channel/enrollment.h"
 #include "agent/channel/server_channel.h"
+#include "agent/detect/spooled_detection_sink.h"
 #include "agent/isolation/isolation_controller.h"
+#include "agent/platform/exec_gate_fanotify.h"
 #include "agent/platform/nftables_firewall.h"
+#include "agent/restriction/restriction_controller.h"
 #include "agent/state/action_journal.h"
 #include "agent/state/identity_store.h"
 #include "agent/state/spool.h"
@@ -74,6 +77,9 @@ struct Agent::Parts {
   std::unique_ptr<NftablesFirewall> firewall;
   std::unique_ptr<IsolationController> isolation;
   std::unique_ptr<Spool> spool;
+  std::unique_ptr<SpooledDetectionSink> detections;  // before every detector that reports
+  std::unique_ptr<FanotifyExecGate> exec_gate;
+  std::unique_ptr<RestrictionController> restriction;  // answers the exec_gate's events
   std::unique_ptr<ActionJournal> journal;
   ActionRegistry registry;
   Identity identity;
@@ -119,6 +125,9 @@ Status Agent::RestoreIsolation() {
 
 Status Agent::OpenState() {
   QUELL_ASSIGN_OR_RETURN(parts_->spool, Spool::Open(config_.state_dir + "/spool"));
+  parts_->detections =
+      std::make_unique<SpooledDetectionSink>(*parts_->spool, SystemClock::Instance());
+  RestoreRestriction();
   QUELL_ASSIGN_OR_RETURN(parts_->journal, ActionJournal::Open(config_.state_dir + "/actions",
                                                               SystemClock::Instance()));
   const auto retention = std::chrono::duration_cast<std::chrono::milliseconds>(kJournalRetention);
@@ -127,7 +136,11 @@ Status Agent::OpenState() {
       !s.ok()) {
     Log()->warn("cannot prune the action journal: {}", s.ToString());
   }
-  RegisterBuiltinActions(parts_->registry, BuiltinActionDeps{.isolation = parts_->isolation.get()});
+  RegisterBuiltinActions(parts_->registry,
+                         BuiltinActionDeps{.isolation = parts_->isolation.get(),
+                                           .detections = parts_->detections.get(),
+                                           .scan = &config_.scan,
+                                           .restriction = parts_->restriction.get()});
   for (const ActionSpec* spec : parts_->registry.Specs()) {
     Log()->debug("action {} (undo: {}, risk {})", spec->type,
                  spec->undo_type.empty() ? "-" : spec->undo_type, spec->risk);
@@ -136,6 +149,24 @@ Status Agent::OpenState() {
   parts_->endpoint.target = config_.server;
   parts_->endpoint.server_name = config_.server_name;
   return Status::Ok();
+}
+
+void Agent::RestoreRestriction() {
+  parts_->exec_gate = std::make_unique<FanotifyExecGate>();
+  parts_->restriction = std::make_unique<RestrictionController>(
+      *parts_->exec_gate, parts_->detections.get(),
+      RestrictionOptions{
+          .state_path = config_.state_dir + "/restriction.json",
+          .allow_sha256 = config_.restriction.allow_sha256,
+          .require_private_mount_namespace = config_.restriction.require_private_mount_namespace,
+      });
+  // Before any connection, like isolation. Unlike isolation this does not stop the agent: a
+  // restriction that cannot be re-applied leaves execution unrestricted, and staying online
+  // lets the operator see the error and act.
+  if (Status s = parts_->restriction->Restore(); !s.ok()) {
+    Log()->error("restore execution restriction: {}", s.ToString());
+  }
+  Log()->info("execution restriction: {}", RestrictionModeName(parts_->restriction->Current()));
 }
 
 Status Agent::LoadOrEnroll(std::stop_token stop) {
@@ -200,6 +231,9 @@ void Agent::Serve(std::stop_token stop) {
   p.executor = std::make_unique<ActionExecutor>(p.registry, *p.journal, *p.channel,
                                                 SystemClock::Instance());
   p.handler.executor = p.executor.get();
+  // Detections spooled before now (offline, or before a restart) go with the session's spool
+  // replay; from here on each one is also sent at once.
+  p.detections->Attach(p.channel.get());
 
   {
     std::jthread watchdog([this](std::stop_token s) { WatchIsolation(s); });
@@ -207,6 +241,7 @@ void Agent::Serve(std::stop_token stop) {
   }  // the watchdog stops here
   // Running actions are interrupted and will run again when redelivered after a restart.
   p.executor.reset();
+  p.detections->Attach(nullptr);  // still spooled; sent after the next start
 }
 
 void Agent::WatchIsolation(std::stop_token stop) {

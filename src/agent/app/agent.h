@@ -5,7 +5,8 @@
 //   1. state dir (0700)
 //   2. firewall + isolation controller; Restore() the persisted isolation — BEFORE any network
 //      traffic, so a restarted or rebooted host is isolated again before it talks to anyone
-//   3. spool, action journal, action registry
+//   3. spool, detection sink, execution restriction (Restore() the persisted mode, also
+//      before any network traffic), action journal, action registry
 //   4. enroll if there is no identity yet (retried with backoff until it succeeds or stop)
 //   5. serve: the Connect stream (reconnecting), action executor, isolation watchdog
 #pragma once
@@ -31,6 +32,7 @@ class Agent {
   Status PrepareStateDir();
   Status RestoreIsolation();
   Status OpenState();
+  void RestoreRestriction();  // called by OpenState once the detection sink exists
   Status LoadOrEnroll(std::stop_token stop);
   void Serve(std::stop_token stop);
   void WatchIsolation(std::stop_token stop);

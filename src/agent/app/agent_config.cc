@@ -98,6 +98,31 @@ class Reader {
     }
   }
 
+  void Uint64(const YAML::Node& node, const std::string& key, uint64_t lo, uint64_t hi,
+              uint64_t& out) {
+    const std::string range = std::to_string(lo) + ".." + std::to_string(hi);
+    if (!node.IsScalar()) return Problem(node, key + " must be a number in " + range);
+    const std::string& text = node.Scalar();
+    uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < lo || value > hi) {
+      return Problem(node, key + " must be " + range);
+    }
+    out = value;
+  }
+
+  void Strings(const YAML::Node& node, const std::string& key, std::vector<std::string>& out) {
+    if (!node.IsSequence()) return Problem(node, key + " must be a list of strings");
+    out.clear();
+    for (const auto& item : node) {
+      if (!item.IsScalar() || item.Scalar().empty()) {
+        Problem(item, key + " entries must be non-empty strings");
+        continue;
+      }
+      out.push_back(item.Scalar());
+    }
+  }
+
   using KeyReader = std::function<void(const YAML::Node&)>;
   // Calls the reader of each key present; unknown keys are problems. `prefix` names the map.
   void Map(const YAML::Node& node, const std::string& prefix,
@@ -137,6 +162,8 @@ AgentConfigLoad ParseAgentConfig(std::string_view yaml, const std::string& file_
 
   YAML::Node server_node;
   bool server_seen = false;
+  bool scan_clam_dirs_seen = false;  // unset: the default dirs, which depend on state_dir
+  bool scan_cache_seen = false;
   try {
     r.Map(root, "",
           {
@@ -193,6 +220,90 @@ AgentConfigLoad ParseAgentConfig(std::string_view yaml, const std::string& file_
                             }},
                        });
                }},
+              {"restriction",
+               [&](const YAML::Node& n) {
+                 r.Map(n, "restriction.",
+                       {
+                           {"allow_sha256",
+                            [&](const YAML::Node& m) {
+                              r.Strings(m, "restriction.allow_sha256", c.restriction.allow_sha256);
+                              if (!m.IsSequence()) return;
+                              for (const auto& item : m) {
+                                const std::string h = item.IsScalar() ? item.Scalar() : "";
+                                const bool hex = h.size() == 64 &&
+                                    h.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+                                if (!hex && !h.empty()) {
+                                  r.Problem(item, "restriction.allow_sha256: '" + h +
+                                                      "' is not a SHA-256 (64 hex digits)");
+                                }
+                              }
+                            }},
+                           {"require_private_mount_namespace",
+                            [&](const YAML::Node& m) {
+                              if (!m.IsScalar() || (m.Scalar() != "true" && m.Scalar() != "false")) {
+                                return r.Problem(
+                                    m, "restriction.require_private_mount_namespace must be true or false");
+                              }
+                              c.restriction.require_private_mount_namespace = m.Scalar() == "true";
+                            }},
+                       });
+               }},
+              {"scan",
+               [&](const YAML::Node& n) {
+                 constexpr uint64_t kMaxBytes = 1ull << 40;
+                 r.Map(n, "scan.",
+                       {
+                           {"clamav_database_dirs",
+                            [&](const YAML::Node& m) {
+                              scan_clam_dirs_seen = true;
+                              r.Strings(m, "scan.clamav_database_dirs", c.scan.clamav_database_dirs);
+                            }},
+                           {"yara_rule_dirs",
+                            [&](const YAML::Node& m) {
+                              r.Strings(m, "scan.yara_rule_dirs", c.scan.yara_rule_dirs);
+                            }},
+                           {"threads",
+                            [&](const YAML::Node& m) { r.Uint(m, "scan.threads", 0, 32, c.scan.threads); }},
+                           {"cpu_limit_percent",
+                            [&](const YAML::Node& m) {
+                              r.Uint(m, "scan.cpu_limit_percent", 1, 100, c.scan.cpu_limit_percent);
+                            }},
+                           {"max_file_bytes",
+                            [&](const YAML::Node& m) {
+                              r.Uint64(m, "scan.max_file_bytes", 1, kMaxBytes, c.scan.max_file_bytes);
+                            }},
+                           {"archive_max_bytes",
+                            [&](const YAML::Node& m) {
+                              r.Uint64(m, "scan.archive_max_bytes", 1, kMaxBytes,
+                                       c.scan.archive_max_bytes);
+                            }},
+                           {"archive_max_recursion",
+                            [&](const YAML::Node& m) {
+                              r.Uint(m, "scan.archive_max_recursion", 1, 64,
+                                     c.scan.archive_max_recursion);
+                            }},
+                           {"full_scan_roots",
+                            [&](const YAML::Node& m) {
+                              r.Strings(m, "scan.full_scan_roots", c.scan.full_scan_roots);
+                            }},
+                           {"quick_scan_root",
+                            [&](const YAML::Node& m) {
+                              r.String(m, "scan.quick_scan_root", c.scan.quick_scan_root);
+                            }},
+                           {"quick_scan_processes",
+                            [&](const YAML::Node& m) {
+                              if (!m.IsScalar() || (m.Scalar() != "true" && m.Scalar() != "false")) {
+                                return r.Problem(m, "scan.quick_scan_processes must be true or false");
+                              }
+                              c.scan.quick_scan_processes = m.Scalar() == "true";
+                            }},
+                           {"cache_path",
+                            [&](const YAML::Node& m) {
+                              r.String(m, "scan.cache_path", c.scan.cache_path);
+                              scan_cache_seen = true;
+                            }},
+                       });
+               }},
           });
   } catch (const YAML::Exception& e) {  // a malformed key node; YAML parsed, so rare
     load.problems.push_back({file_name, e.mark.is_null() ? 0 : e.mark.line + 1, e.msg});
@@ -211,6 +322,8 @@ AgentConfigLoad ParseAgentConfig(std::string_view yaml, const std::string& file_
   }
   if (c.server_name.empty()) r.Problem("server_name must not be empty");
   if (c.state_dir.empty()) r.Problem("state_dir must not be empty");
+  if (!scan_clam_dirs_seen) c.scan.clamav_database_dirs = {"/var/lib/clamav", c.state_dir + "/signatures"};
+  if (!scan_cache_seen) c.scan.cache_path = c.state_dir + "/scan-cache";
   if (c.reconnect_max_ms < c.reconnect_initial_ms) {
     r.Problem("reconnect_max_ms must not be less than reconnect_initial_ms");
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/isolation/isolation_policy.h"
+#include "agent/scan/scan_settings.h"
 #include "common/status.h"
 
 namespace quell::agent {
@@ -35,6 +36,18 @@ struct AgentConfig {
     std::vector<AllowRule> selective_allow;
     uint32_t watchdog_interval_seconds = 2;
   } isolation;
+  // Antivirus scan (RunAntiVirusScan); see scan_settings.h for each option and its default.
+  // Unset clamav_database_dirs becomes {"/var/lib/clamav", "<state_dir>/signatures"} and
+  // cache_path "<state_dir>/scan-cache".
+  scan::ScanSettings scan;
+  // Execution restriction (RestrictCodeExecution); see docs/operations.md.
+  struct Restriction {
+    // SHA-256 digests (64 hex digits) of programs allowed besides unmodified package files.
+    std::vector<std::string> allow_sha256;
+    // Refuse to restrict while the agent shares PID 1's mount namespace. Default false; the
+    // lab sets it true so a lab agent can never restrict the machine running the tests.
+    bool require_private_mount_namespace = false;
+  } restriction;
   std::string log_level = "info";
 };
 

@@ -1,12 +1,12 @@
 #include "agent/isolation/isolation_controller.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 
 #include "agent/platform/fake_firewall.h"
 #include "common/files.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::agent {
 namespace {
@@ -15,13 +15,6 @@ constexpr UnixMillis kStart = 1'700'000'000'000;
 
 class IsolationControllerTest : public ::testing::Test {
  protected:
-  IsolationControllerTest() {
-    char dir_template[] = "/tmp/quell-isolation-test-XXXXXX";
-    dir_ = ::mkdtemp(dir_template);
-    state_path_ = dir_ + "/isolation.json";
-  }
-  ~IsolationControllerTest() override { std::filesystem::remove_all(dir_); }
-
   // A controller over the shared fake firewall, state file, probe and resolver, as a
   // restarted agent gets them.
   std::unique_ptr<IsolationController> NewController() {
@@ -53,8 +46,8 @@ class IsolationControllerTest : public ::testing::Test {
   std::optional<std::string> Table() const { return firewall_.Table("inet", "quell_isolation"); }
   nlohmann::json StateFile() const { return nlohmann::json::parse(*ReadFile(state_path_)); }
 
-  std::string dir_;
-  std::string state_path_;
+  quell::testing::TempDir dir_;
+  std::string state_path_ = dir_ / "isolation.json";
   FakeFirewall firewall_;
   FakeClock clock_{kStart};
   Status probe_result_;
@@ -221,7 +214,7 @@ TEST_F(IsolationControllerTest, ReleaseDeletesAndPersistsAndIsIdempotent) {
 TEST_F(IsolationControllerTest, ReleaseThatCannotPersistKeepsTheHostIsolated) {
   auto controller = NewController();
   ASSERT_TRUE(controller->Isolate(IsolationType::kFull).ok());
-  std::filesystem::remove_all(dir_);  // the state directory is gone: the write fails
+  std::filesystem::remove_all(dir_.path());  // the state directory is gone: the write fails
   Result<nlohmann::json> released = controller->Release();
   EXPECT_FALSE(released.ok());
   EXPECT_NE(released.status().message().find("host stays isolated"), std::string::npos)

@@ -6,16 +6,14 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <filesystem>
 
 #include "agent/isolation/isolation_controller.h"
 #include "agent/isolation/server_link.h"
 #include "agent/platform/nftables_firewall.h"
 #include "agent/platform/testing/netns_sandbox.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::agent {
 namespace {
@@ -78,13 +76,10 @@ class IsolationLabTest : public ::testing::Test {
       listeners_ = {*server, *other};
     });
     ASSERT_TRUE(listening.ok()) << listening.ToString();
-    char dir_template[] = "/tmp/quell-isolation-lab-XXXXXX";
-    state_dir_ = ::mkdtemp(dir_template);
   }
 
   void TearDown() override {
     for (int fd : listeners_) ::close(fd);
-    if (!state_dir_.empty()) std::filesystem::remove_all(state_dir_);
   }
 
   // From the calling thread, which must be in the victim namespace.
@@ -99,7 +94,7 @@ class IsolationLabTest : public ::testing::Test {
   }
 
   IsolationOptions Options(const std::string& server_host) const {
-    return IsolationOptions{.state_path = state_dir_ + "/isolation.json",
+    return IsolationOptions{.state_path = state_dir_ / "isolation.json",
                             .server_host = server_host,
                             .server_port = server_port_,
                             .selective_allow = {}};
@@ -108,7 +103,7 @@ class IsolationLabTest : public ::testing::Test {
   ScopedNetnsSet namespaces_;
   std::string server_ns_;
   std::string victim_ns_;
-  std::string state_dir_;
+  quell::testing::TempDir state_dir_;
   std::vector<int> listeners_;
   uint16_t server_port_ = 0;
   uint16_t other_port_ = 0;

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "agent/state/test_temp_dir.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::agent {
 namespace {

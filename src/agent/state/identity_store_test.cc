@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include "agent/state/test_temp_dir.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::agent {
 namespace {

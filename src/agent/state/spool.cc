@@ -22,6 +22,7 @@ bool IsDroppable(const quell::v1::AgentMessage& m) {
 void SetSequence(quell::v1::AgentMessage& m, uint64_t sequence) {
   if (m.has_action_update()) m.mutable_action_update()->set_sequence(sequence);
   if (m.has_notice()) m.mutable_notice()->set_sequence(sequence);
+  if (m.has_detection()) m.mutable_detection()->set_sequence(sequence);
 }
 
 }  // namespace
@@ -29,6 +30,7 @@ void SetSequence(quell::v1::AgentMessage& m, uint64_t sequence) {
 uint64_t SequenceOf(const quell::v1::AgentMessage& message) {
   if (message.has_action_update()) return message.action_update().sequence();
   if (message.has_notice()) return message.notice().sequence();
+  if (message.has_detection()) return message.detection().sequence();
   return 0;
 }
 
@@ -94,8 +96,8 @@ Status Spool::DropOldestProgressLocked() {
 }
 
 Result<uint64_t> Spool::Append(quell::v1::AgentMessage& message) {
-  if (!message.has_action_update() && !message.has_notice()) {
-    return InvalidArgument("only action updates and notices are spooled");
+  if (!message.has_action_update() && !message.has_notice() && !message.has_detection()) {
+    return InvalidArgument("only action updates, notices and detections are spooled");
   }
   std::lock_guard lock(mu_);
   while (pending_.size() >= max_entries_) {

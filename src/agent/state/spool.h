@@ -1,12 +1,12 @@
 // The agent's durable outbox: messages the server must receive even if the agent is
-// disconnected or restarted (final ActionUpdates, Notices). Each message is one file,
-// <dir>/<sequence, 20 digits>.msg, holding the serialized AgentMessage; the sequence is
+// disconnected or restarted (final ActionUpdates, Notices, Detections). Each message is one
+// file, <dir>/<sequence, 20 digits>.msg, holding the serialized AgentMessage; the sequence is
 // persisted in <dir>/next_sequence and only ever grows, also across restarts. A message stays
 // until the server acknowledges its sequence (UpdateAck), after persisting it.
 //
 // Bounded: beyond `max_entries`, the oldest IN_PROGRESS updates are dropped to make room;
-// final updates and notices are never dropped (a full spool of finals keeps growing, and says
-// so in the log — each one is an action result someone is waiting for).
+// final updates, notices and detections are never dropped (a full spool of them keeps
+// growing, and says so in the log — each one is a result or an alert someone waits for).
 //
 // Thread-safe.
 #pragma once
@@ -32,8 +32,8 @@ class Spool {
   static Result<std::unique_ptr<Spool>> Open(std::string dir,
                                              size_t max_entries = kDefaultMaxEntries);
 
-  // Assigns the next sequence to the message's ActionUpdate or Notice, writes it durably and
-  // returns the sequence. REQUIRES: the message holds an action_update or a notice.
+  // Assigns the next sequence to the message's ActionUpdate, Notice or Detection, writes it
+  // durably and returns the sequence. InvalidArgument for any other message.
   Result<uint64_t> Append(quell::v1::AgentMessage& message);
 
   // A fresh sequence for a message that is not spooled (progress sent best effort).
@@ -61,7 +61,7 @@ class Spool {
   std::map<uint64_t, quell::v1::AgentMessage> pending_;
 };
 
-// The sequence carried by an ActionUpdate or Notice message; 0 for anything else.
+// The sequence carried by an ActionUpdate, Notice or Detection message; 0 for anything else.
 uint64_t SequenceOf(const quell::v1::AgentMessage& message);
 
 }  // namespace quell::agent

@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "agent/state/test_temp_dir.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::agent {
 namespace {

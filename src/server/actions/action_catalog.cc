@@ -56,6 +56,41 @@ Result<ParsedActionBody> ParseIsolate(const nlohmann::json& body) {
   return out;
 }
 
+Result<ParsedActionBody> ParseScan(const nlohmann::json& body) {
+  QUELL_ASSIGN_OR_RETURN(ParsedActionBody out, ParseCommon(body, {"ScanType"}));
+  auto it = body.find("ScanType");
+  if (it == body.end()) return InvalidArgument("'ScanType' is required: 'Quick' or 'Full'");
+  if (!it->is_string() || (*it != "Quick" && *it != "Full")) {
+    return InvalidArgument("'ScanType' must be 'Quick' or 'Full', not " + it->dump());
+  }
+  out.scope = it->get<std::string>();
+  out.agent_parameters = {{"ScanType", out.scope}};
+  return out;
+}
+
+// DiagnosticNoop: an optional boolean EmitTestDetection, passed to the agent when true.
+Result<ParsedActionBody> ParseDiagnosticNoop(const nlohmann::json& body) {
+  QUELL_ASSIGN_OR_RETURN(ParsedActionBody out, ParseCommon(body, {"EmitTestDetection"}));
+  if (auto it = body.find("EmitTestDetection"); it != body.end()) {
+    if (!it->is_boolean()) return InvalidArgument("'EmitTestDetection' must be a boolean");
+    if (it->get<bool>()) out.agent_parameters = {{"EmitTestDetection", true}};
+  }
+  return out;
+}
+
+Result<ParsedActionBody> ParseRestrict(const nlohmann::json& body) {
+  QUELL_ASSIGN_OR_RETURN(ParsedActionBody out, ParseCommon(body, {"Mode"}));
+  std::string mode = "Enforce";
+  if (auto it = body.find("Mode"); it != body.end()) {
+    if (!it->is_string() || (*it != "Enforce" && *it != "Audit")) {
+      return InvalidArgument("'Mode' must be 'Enforce' or 'Audit', not " + it->dump());
+    }
+    mode = it->get<std::string>();
+  }
+  out.agent_parameters = {{"Mode", mode}};
+  return out;
+}
+
 nlohmann::json CommentSchema(nlohmann::json extra = nlohmann::json::object()) {
   nlohmann::json props = {{"Comment", {{"type", "string"}, {"maxLength", kMaxCommentLength}}},
                           {"ExternalId", {{"type", "string"}}}};
@@ -100,17 +135,58 @@ const std::vector<ActionTypeSpec>& ActionCatalog() {
        .min_role = Role::kResponder,
        .body_schema = CommentSchema(),
        .parse_body = ParseCommentOnly},
+      {.type = "RestrictCodeExecution",
+       .route = "restrictCodeExecution",
+       .title = "Restrict app execution",
+       .description = "Only binaries installed and unmodified by the OS package manager, the "
+                      "agent itself and allow-listed hashes may run; anything else is denied "
+                      "and reported.",
+       .conflict_group = "restriction",
+       .undo_type = "UnrestrictCodeExecution",
+       .risk = "high",
+       .min_role = Role::kResponder,
+       .body_schema = CommentSchema(
+           {{"Mode", {{"type", "string"}, {"enum", {"Enforce", "Audit"}}}}}),
+       .parse_body = ParseRestrict},
+      {.type = "UnrestrictCodeExecution",
+       .route = "unrestrictCodeExecution",
+       .title = "Remove app restriction",
+       .description = "Lets every binary run again.",
+       .conflict_group = "restriction",
+       .undo_type = "",
+       .risk = "medium",
+       .min_role = Role::kResponder,
+       .body_schema = CommentSchema(),
+       .parse_body = ParseCommentOnly},
+      {.type = "RunAntiVirusScan",
+       .route = "runAntiVirusScan",
+       .title = "Run antivirus scan",
+       .description = "Scans with ClamAV databases and YARA rules. Quick: running programs, "
+                      "persistence locations, temp and download directories; Full: every "
+                      "local filesystem.",
+       .conflict_group = "scan",
+       .undo_type = "",
+       .risk = "low",
+       .min_role = Role::kResponder,
+       .body_schema = [] {
+         nlohmann::json schema =
+             CommentSchema({{"ScanType", {{"type", "string"}, {"enum", {"Quick", "Full"}}}}});
+         schema["required"].push_back("ScanType");
+         return schema;
+       }(),
+       .parse_body = ParseScan},
       {.type = "DiagnosticNoop",
        .route = "diagnosticNoop",
        .title = "Diagnostic no-op",
        .description = "Does nothing on the device and succeeds; proves the action path end "
-                      "to end and is what the load benchmark measures.",
+                      "to end and is what the load benchmark measures. EmitTestDetection: "
+                      "the agent also reports one Informational test detection (an alert).",
        .conflict_group = "",
        .undo_type = "",
        .risk = "low",
        .min_role = Role::kResponder,
-       .body_schema = CommentSchema(),
-       .parse_body = ParseCommentOnly},
+       .body_schema = CommentSchema({{"EmitTestDetection", {{"type", "boolean"}}}}),
+       .parse_body = ParseDiagnosticNoop},
   };
   return catalog;
 }

@@ -56,19 +56,18 @@ Result<MachineAction> ActionCenter::Create(const NewAction& request) {
         }
       }
     }
-    QUELL_RETURN_IF_ERROR(store_.InsertAction(action));
+    AuditEntry audit{.time = action.creation_time,
+                     .actor = action.requestor,
+                     .operation = "action.created",
+                     .target = action.id,
+                     .comment = action.requestor_comment,
+                     .details_json = nlohmann::json{{"type", action.type},
+                                                    {"scope", action.scope},
+                                                    {"machineId", action.machine_id},
+                                                    {"source", action.request_source}}
+                                         .dump()};
+    QUELL_RETURN_IF_ERROR(store_.InsertAction(action, &audit));
   }
-  QUELL_RETURN_IF_ERROR(store_.AppendAudit({.time = action.creation_time,
-                                            .actor = action.requestor,
-                                            .operation = "action.created",
-                                            .target = action.id,
-                                            .comment = action.requestor_comment,
-                                            .details_json = nlohmann::json{
-                                                {"type", action.type},
-                                                {"scope", action.scope},
-                                                {"machineId", action.machine_id},
-                                                {"source", action.request_source}}
-                                                                .dump()}));
   Logger("server.actions")
       ->info("action={} device={} type={} created by {}", action.id, action.machine_id,
              action.type, action.requestor);
@@ -98,16 +97,16 @@ Result<MachineAction> ActionCenter::Offboard(const std::string& machine_id,
   action.last_update_time = action.creation_time;
   action.expiration_time = action.creation_time;
   action.status_message = "device certificate " + device.cert_serial_hex + " revoked";
-  QUELL_RETURN_IF_ERROR(store_.InsertAction(action));
-  QUELL_RETURN_IF_ERROR(store_.AppendAudit(
-      {.time = action.creation_time,
-       .actor = requestor,
-       .operation = "device.offboarded",
-       .target = device.id,
-       .comment = comment,
-       .details_json =
-           nlohmann::json{{"certificateSerial", device.cert_serial_hex}, {"action", action.id}}
-               .dump()}));
+  AuditEntry audit{
+      .time = action.creation_time,
+      .actor = requestor,
+      .operation = "device.offboarded",
+      .target = device.id,
+      .comment = comment,
+      .details_json =
+          nlohmann::json{{"certificateSerial", device.cert_serial_hex}, {"action", action.id}}
+              .dump()};
+  QUELL_RETURN_IF_ERROR(store_.InsertAction(action, &audit));
   QUELL_ASSIGN_OR_RETURN(std::vector<MachineAction> open, store_.ListOpenActions(device.id));
   for (const MachineAction& other : open) {
     Result<MachineAction> cancelled = Cancel(other.id, "system", "device offboarded");
@@ -184,20 +183,24 @@ Result<MachineAction> ActionCenter::Transition(
     action.status = t.to;
     action.last_update_time = clock_.Now();
     mutate(action);
-    Status written = store_.UpdateAction(action, expected);
+    // Progress-only updates are not audited; every transition and cancel request is, in
+    // the same transaction as the action itself.
+    std::optional<AuditEntry> audit;
+    if (t.changed || event == ActionEvent::kUserCancelled) {
+      audit = AuditEntry{.time = action.last_update_time,
+                         .actor = actor,
+                         .operation = "action.transition",
+                         .target = action.id,
+                         .comment = comment,
+                         .details_json = nlohmann::json{{"event", EventName(event)},
+                                                        {"from", ActionStatusName(expected)},
+                                                        {"to", ActionStatusName(action.status)}}
+                                             .dump()};
+    }
+    Status written = store_.UpdateAction(action, expected, audit ? &*audit : nullptr);
     if (written.code() == StatusCode::kFailedPrecondition) continue;  // lost a race; re-read
     QUELL_RETURN_IF_ERROR(written);
-    if (t.changed || event == ActionEvent::kUserCancelled) {
-      QUELL_RETURN_IF_ERROR(store_.AppendAudit(
-          {.time = action.last_update_time,
-           .actor = actor,
-           .operation = "action.transition",
-           .target = action.id,
-           .comment = comment,
-           .details_json = nlohmann::json{{"event", EventName(event)},
-                                          {"from", ActionStatusName(expected)},
-                                          {"to", ActionStatusName(action.status)}}
-                               .dump()}));
+    if (audit) {
       Logger("server.actions")
           ->info("action={} device={} type={} {} -> {} ({})", action.id, action.machine_id,
                  action.type, ActionStatusName(expected), ActionStatusName(action.status),

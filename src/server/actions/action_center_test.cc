@@ -1,10 +1,8 @@
 #include "server/actions/action_center.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
-
+#include "common/testing/temp_dir.h"
 #include "server/store/sqlite/sqlite_store.h"
 
 namespace quell::server {
@@ -22,9 +20,6 @@ class RecordingDispatcher : public ActionDispatcher {
 class ActionCenterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/quell-action-center-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     auto store = OpenSqliteStore(dir_ + "/quell.db");
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
@@ -34,7 +29,6 @@ class ActionCenterTest : public ::testing::Test {
                                              ActionCenterOptions{.action_timeout_ms = 60'000});
     center_->SetDispatcher(&dispatcher_);
   }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
 
   Result<MachineAction> Request(const std::string& type, const std::string& machine = "dev-1",
                                 json body = {{"Comment", "because"}}) {
@@ -50,7 +44,8 @@ class ActionCenterTest : public ::testing::Test {
 
   ActionStatus StatusOf(const std::string& id) { return store_->GetAction(id)->status; }
 
-  std::string dir_;
+  quell::testing::TempDir temp_dir_;  // declared first: removed after everything using it
+  std::string dir_ = temp_dir_.path();
   std::unique_ptr<Store> store_;
   FakeClock clock_;
   RecordingDispatcher dispatcher_;

@@ -1,5 +1,7 @@
 #include "server/api/api_context.h"
 
+#include <algorithm>
+
 #include "server/auth/api_tokens.h"
 
 namespace quell::server {
@@ -13,6 +15,15 @@ Result<ApiToken> Authorize(ApiContext& api, const http::Request& request, Role n
                             std::string(RoleName(token.role)));
   }
   return token;
+}
+
+Device WithPresence(const ApiContext& api, Device device) {
+  if (api.presence != nullptr) {
+    if (auto pending = api.presence->Pending(device.id)) {
+      device.last_seen = std::max(device.last_seen, *pending);
+    }
+  }
+  return device;
 }
 
 Result<nlohmann::json> JsonObjectBody(const http::Request& request) {
@@ -31,6 +42,7 @@ void AddApiRoutes(http::Router& router, ApiContext& api) {
   AddMachineActionRoutes(router, api);
   AddAuditRoutes(router, api);
   AddMetricsRoutes(router, api);
+  AddAlertRoutes(router, api);
 }
 
 }  // namespace quell::server

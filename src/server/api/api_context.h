@@ -5,8 +5,10 @@
 
 #include "common/clock.h"
 #include "server/actions/action_center.h"
+#include "server/alerts/alert_service.h"
 #include "server/api/http_types.h"
 #include "server/api/router.h"
+#include "server/gateway/presence.h"
 #include "server/gateway/session_registry.h"
 #include "server/store/store.h"
 
@@ -18,7 +20,12 @@ struct ApiContext {
   SessionRegistry& sessions;
   const Clock& clock;
   UnixMillis inactive_after_ms = 90'000;  // healthStatus turns Inactive after this silence
+  const Presence* presence = nullptr;     // heartbeats not yet flushed to the store
+  AlertService* alerts = nullptr;         // nullptr: PATCH /api/alerts answers 503
 };
+
+// The device as the API shows it: the stored record with the newest last-seen time.
+Device WithPresence(const ApiContext& api, Device device);
 
 // Authenticates the bearer token and checks its role. On failure, `error` holds the 401/403
 // response to return.
@@ -33,6 +40,7 @@ void AddMachineRoutes(http::Router& router, ApiContext& api);        // machines
 void AddMachineActionRoutes(http::Router& router, ApiContext& api);  // machine_actions_routes.cc
 void AddAuditRoutes(http::Router& router, ApiContext& api);          // audit_routes.cc
 void AddMetricsRoutes(http::Router& router, ApiContext& api);        // metrics_routes.cc
+void AddAlertRoutes(http::Router& router, ApiContext& api);          // alerts_routes.cc
 
 // All of the above, plus GET /healthz.
 void AddApiRoutes(http::Router& router, ApiContext& api);

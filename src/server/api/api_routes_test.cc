@@ -1,10 +1,8 @@
 // The REST routes through the Router, without a socket: status codes, error bodies, roles,
 // and the MDE shapes a client sees.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
-
+#include "common/testing/temp_dir.h"
 #include "server/api/api_context.h"
 #include "server/auth/api_tokens.h"
 #include "server/store/sqlite/sqlite_store.h"
@@ -17,9 +15,6 @@ using nlohmann::json;
 class ApiRoutesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/quell-api-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     store_ = std::move(OpenSqliteStore(dir_ + "/q.db")).value();
     actions_ = std::make_unique<ActionCenter>(*store_, clock_);
     api_ = std::make_unique<ApiContext>(ApiContext{*store_, *actions_, sessions_, clock_, 90'000});
@@ -32,7 +27,6 @@ class ApiRoutesTest : public ::testing::Test {
                                       .last_seen = clock_.Now()})
                     .ok());
   }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
 
   struct Reply {
     int status;
@@ -56,7 +50,8 @@ class ApiRoutesTest : public ::testing::Test {
     return {response.status, json::parse(response.body, nullptr, false)};
   }
 
-  std::string dir_;
+  quell::testing::TempDir temp_dir_;  // declared first: removed after everything using it
+  std::string dir_ = temp_dir_.path();
   FakeClock clock_;
   std::unique_ptr<Store> store_;
   SessionRegistry sessions_;

@@ -18,7 +18,9 @@ Response ListMachines(ApiContext& api, Request& request) {
   if (!devices.ok()) return Response::FromStatus(devices.status());
   nlohmann::json value = nlohmann::json::array();
   UnixMillis now = api.clock.Now();
-  for (const Device& d : *devices) value.push_back(MachineToJson(d, now, api.inactive_after_ms));
+  for (const Device& d : *devices) {
+    value.push_back(MachineToJson(WithPresence(api, d), now, api.inactive_after_ms));
+  }
   return Response::Json(200, {{"value", value}});
 }
 
@@ -28,7 +30,8 @@ Response GetMachine(ApiContext& api, Request& request) {
   }
   Result<Device> device = api.store.GetDevice(request.path_params.at("id"));
   if (!device.ok()) return Response::FromStatus(device.status());
-  return Response::Json(200, MachineToJson(*device, api.clock.Now(), api.inactive_after_ms));
+  return Response::Json(
+      200, MachineToJson(WithPresence(api, *device), api.clock.Now(), api.inactive_after_ms));
 }
 
 // POST /api/machines/{id}/{verb} for every catalog entry.

@@ -26,7 +26,8 @@ Response Metrics(ApiContext& api, Request& request) {
 
   int64_t active = 0, inactive = 0, offboarded = 0, isolated = 0;
   UnixMillis now = api.clock.Now();
-  for (const Device& d : *devices) {
+  for (const Device& stored : *devices) {
+    Device d = WithPresence(api, stored);
     if (d.offboarded) {
       ++offboarded;
       continue;

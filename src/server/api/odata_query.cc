@@ -88,11 +88,43 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseFilter(
   }
 }
 
+std::string List(const std::vector<std::string>& fields) {
+  std::string list;
+  for (const auto& f : fields) list += (list.empty() ? "" : ", ") + f;
+  return list;
+}
+
+// One `field [asc|desc]` term.
+Result<ODataOrderBy> ParseOrderBy(const std::string& text, const std::vector<std::string>& allowed) {
+  if (allowed.empty()) return InvalidArgument("unsupported query option '$orderby' here");
+  if (text.find(',') != std::string::npos) {
+    return InvalidArgument("$orderby: only one field is supported");
+  }
+  Scanner scan(text);
+  ODataOrderBy out;
+  out.field = scan.Word();
+  if (out.field.empty()) return InvalidArgument("$orderby: expected a field name");
+  if (std::find(allowed.begin(), allowed.end(), out.field) == allowed.end()) {
+    return InvalidArgument("$orderby: unknown field '" + out.field + "' (supported: " +
+                           List(allowed) + ")");
+  }
+  if (scan.AtEnd()) return out;
+  std::string direction = scan.Word();
+  if (direction == "desc") {
+    out.descending = true;
+  } else if (direction != "asc") {
+    return InvalidArgument("$orderby: direction must be 'asc' or 'desc'");
+  }
+  if (!scan.AtEnd()) return InvalidArgument("$orderby: unexpected text after the direction");
+  return out;
+}
+
 }  // namespace
 
 Result<ODataQuery> ParseODataQuery(const std::map<std::string, std::string>& query,
                                    const std::vector<std::string>& allowed_fields,
-                                   size_t max_top) {
+                                   size_t max_top,
+                                   const std::vector<std::string>& orderby_fields) {
   ODataQuery out;
   for (const auto& [key, value] : query) {
     if (key == "$filter") {
@@ -104,6 +136,8 @@ Result<ODataQuery> ParseODataQuery(const std::map<std::string, std::string>& que
       }
     } else if (key == "$skip") {
       QUELL_ASSIGN_OR_RETURN(out.skip, ParseCount("$skip", value));
+    } else if (key == "$orderby") {
+      QUELL_ASSIGN_OR_RETURN(out.order_by, ParseOrderBy(value, orderby_fields));
     } else if (!key.empty() && key[0] == '$') {
       return InvalidArgument("unsupported query option '" + key + "'");
     }

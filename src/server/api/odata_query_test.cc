@@ -51,5 +51,32 @@ TEST(ODataQueryTest, ErrorsSayWhatIsWrong) {
   }
 }
 
+TEST(ODataQueryTest, OrderByOneFieldWithDirection) {
+  const std::vector<std::string> order = {"lastActivity", "severity"};
+  auto q = ParseODataQuery({{"$orderby", "severity desc"}}, kFields, 10000, order);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  ASSERT_TRUE(q->order_by.has_value());
+  EXPECT_EQ(q->order_by->field, "severity");
+  EXPECT_TRUE(q->order_by->descending);
+
+  q = ParseODataQuery({{"$orderby", "lastActivity"}}, kFields, 10000, order);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->order_by->field, "lastActivity");
+  EXPECT_FALSE(q->order_by->descending);  // OData's default
+  q = ParseODataQuery({{"$orderby", " lastActivity  asc "}}, kFields, 10000, order);
+  ASSERT_TRUE(q.ok());
+  EXPECT_FALSE(q->order_by->descending);
+
+  EXPECT_FALSE(ParseODataQuery({}, kFields, 10000, order)->order_by.has_value());
+
+  for (const char* bad : {"", "colour", "severity sideways", "severity desc extra",
+                          "severity desc, lastActivity"}) {
+    auto e = ParseODataQuery({{"$orderby", bad}}, kFields, 10000, order);
+    ASSERT_FALSE(e.ok()) << bad;
+    EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(e.status().message().find("$orderby"), std::string::npos) << e.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace quell::server

@@ -21,6 +21,7 @@ struct ServerOptions {
   std::vector<std::string> tls_names;              // extra SANs for the server certificate
   int64_t action_timeout_seconds = 3 * 24 * 3600;  // Pending/InProgress -> TimeOut after this
   uint32_t heartbeat_interval_seconds = 30;        // agents heartbeat this often
+  int64_t alert_dedup_window_seconds = 3600;       // repeated detections update one alert
   size_t max_body_bytes = 1 << 20;                 // larger REST bodies get 413
   int api_threads = 2;
 };

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include "common/testing/temp_dir.h"
 
 namespace quell::server {
 namespace {
@@ -17,9 +17,8 @@ TEST(ListenAddressTest, ParsesHostPortForms) {
 }
 
 TEST(ServerTest, StartsOnFreePortsWritesServerJsonAndStops) {
-  char tmpl[] = "/tmp/quell-server-test-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
+  quell::testing::TempDir temp_dir;
+  const std::string& dir = temp_dir.path();
   {
     Server server({.data_dir = dir + "/data",
                    .api_listen = "127.0.0.1:0",
@@ -34,7 +33,6 @@ TEST(ServerTest, StartsOnFreePortsWritesServerJsonAndStops) {
   // A token can be made beside it, and an unknown role is refused.
   EXPECT_TRUE(CreateApiTokenInDataDir(dir + "/data", "ops", "admin").ok());
   EXPECT_FALSE(CreateApiTokenInDataDir(dir + "/data", "ops", "root").ok());
-  std::system(("rm -rf " + dir).c_str());
 }
 
 }  // namespace

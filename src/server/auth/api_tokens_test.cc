@@ -1,10 +1,8 @@
 #include "server/auth/api_tokens.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
-
+#include "common/testing/temp_dir.h"
 #include "server/store/sqlite/sqlite_store.h"
 
 namespace quell::server {
@@ -13,13 +11,10 @@ namespace {
 class ApiTokensTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/quell-tokens-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     store_ = std::move(OpenSqliteStore(dir_ + "/q.db")).value();
   }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
-  std::string dir_;
+  quell::testing::TempDir temp_dir_;  // declared first: removed after everything using it
+  std::string dir_ = temp_dir_.path();
   std::unique_ptr<Store> store_;
   FakeClock clock_;
 };

@@ -7,12 +7,13 @@
 namespace quell::server {
 
 AgentGateway::AgentGateway(Store& store, const CertificateAuthority& ca, ActionCenter& actions,
-                           SessionRegistry& sessions, const Clock& clock,
+                           SessionRegistry& sessions, Presence& presence, const Clock& clock,
                            AgentGatewayOptions options)
     : store_(store),
       ca_(ca),
       actions_(actions),
       sessions_(sessions),
+      presence_(presence),
       clock_(clock),
       options_(options) {}
 

@@ -12,6 +12,8 @@
 #include "common/clock.h"
 #include "quell/v1/agent.grpc.pb.h"
 #include "server/actions/action_center.h"
+#include "server/alerts/alert_service.h"
+#include "server/gateway/presence.h"
 #include "server/gateway/session_registry.h"
 #include "server/pki/certificate_authority.h"
 #include "server/store/store.h"
@@ -20,12 +22,15 @@ namespace quell::server {
 
 struct AgentGatewayOptions {
   uint32_t heartbeat_interval_seconds = 30;  // told to agents in Welcome
+  // Where detections go; nullptr: they are not acknowledged and stay spooled on the agents.
+  AlertService* alerts = nullptr;
 };
 
 class AgentGateway final : public quell::v1::AgentGateway::CallbackService {
  public:
   AgentGateway(Store& store, const CertificateAuthority& ca, ActionCenter& actions,
-               SessionRegistry& sessions, const Clock& clock, AgentGatewayOptions options);
+               SessionRegistry& sessions, Presence& presence, const Clock& clock,
+               AgentGatewayOptions options);
 
   grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* context,
                                    const quell::v1::EnrollRequest* request,
@@ -41,6 +46,7 @@ class AgentGateway final : public quell::v1::AgentGateway::CallbackService {
   Store& store() { return store_; }
   ActionCenter& actions() { return actions_; }
   SessionRegistry& sessions() { return sessions_; }
+  Presence& presence() { return presence_; }
   const Clock& clock() const { return clock_; }
   const AgentGatewayOptions& options() const { return options_; }
 
@@ -49,6 +55,7 @@ class AgentGateway final : public quell::v1::AgentGateway::CallbackService {
   const CertificateAuthority& ca_;
   ActionCenter& actions_;
   SessionRegistry& sessions_;
+  Presence& presence_;
   const Clock& clock_;
   AgentGatewayOptions options_;
 };

@@ -94,9 +94,11 @@ Status AgentSession::Handle(const quell::v1::AgentMessage& message) {
   switch (message.body_case()) {
     case quell::v1::AgentMessage::kHello: return HandleHello(message.hello());
     case quell::v1::AgentMessage::kHeartbeat:
-      return gateway_.store().TouchDevice(device_id_, gateway_.clock().Now());
+      gateway_.presence().Record(device_id_, gateway_.clock().Now());  // flushed in batches
+      return Status::Ok();
     case quell::v1::AgentMessage::kActionUpdate: return HandleUpdate(message.action_update());
     case quell::v1::AgentMessage::kNotice: return HandleNotice(message.notice());
+    case quell::v1::AgentMessage::kDetection: return HandleDetection(message.detection());
     default: return InvalidArgument("empty message");
   }
 }
@@ -170,6 +172,29 @@ Status AgentSession::HandleNotice(const quell::v1::Notice& notice) {
   Logger("server.gateway")
       ->warn("device={} notice {}: {}", device_id_, notice.kind(), notice.message());
   Ack(notice.sequence());
+  return Status::Ok();
+}
+
+Status AgentSession::HandleDetection(const quell::v1::Detection& detection) {
+  AlertService* alerts = gateway_.options().alerts;
+  if (alerts == nullptr) {
+    // Not acknowledged: the agent keeps it and resends it to a server that takes alerts.
+    Logger("server.gateway")
+        ->warn("device={} detection {} ignored: alerts are not enabled", device_id_,
+               detection.detection_id());
+    return Status::Ok();
+  }
+  Result<AlertService::Ingested> ingested = alerts->Ingest(device_id_, detection);
+  if (!ingested.ok() && ingested.status().code() != StatusCode::kInvalidArgument) {
+    return ingested.status();  // store trouble: not acked; resent after the reconnect
+  }
+  if (!ingested.ok()) {
+    // Resending a malformed detection can never succeed: acknowledge and drop it.
+    Logger("server.gateway")
+        ->warn("device={} detection dropped: {}", device_id_, ingested.status().message());
+  }
+  // Stored now, or stored before (a resend after a lost ack): either way it is safe.
+  Ack(detection.sequence());
   return Status::Ok();
 }
 

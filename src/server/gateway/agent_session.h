@@ -35,6 +35,7 @@ class AgentSession final
   Status HandleHello(const quell::v1::Hello& hello);
   Status HandleUpdate(const quell::v1::ActionUpdate& update);
   Status HandleNotice(const quell::v1::Notice& notice);
+  Status HandleDetection(const quell::v1::Detection& detection);
   void Ack(uint64_t sequence);
   void Send(quell::v1::ServerMessage message);  // through the link, so ordering is kept
   void FinishOnce(grpc::Status status);

@@ -119,6 +119,20 @@ TEST_F(GatewayStreamTest, PendingActionsAreDeliveredOnConnect) {
   EXPECT_EQ(request.action_request().action_id(), action.id);
 }
 
+TEST_F(GatewayStreamTest, HeartbeatsAreBatchedThroughPresence) {
+  EnrolledAgent agent = Enroll("h1");
+  Stream s = Connect(agent, "h1");
+  UnixMillis connected = store_->GetDevice(agent.device_id)->last_seen;
+  clock_.Advance(5'000);
+  AgentMessage heartbeat;
+  heartbeat.mutable_heartbeat()->set_sent_unix_ms(clock_.Now());
+  ASSERT_TRUE(s.Write(heartbeat));
+  ASSERT_TRUE(Eventually([&] { return presence_.Pending(agent.device_id) == clock_.Now(); }));
+  EXPECT_EQ(store_->GetDevice(agent.device_id)->last_seen, connected);  // not one commit each
+  ASSERT_TRUE(presence_.Flush(*store_).ok());
+  EXPECT_EQ(store_->GetDevice(agent.device_id)->last_seen, clock_.Now());
+}
+
 TEST_F(GatewayStreamTest, NoticesLandInTheAuditLog) {
   EnrolledAgent agent = Enroll("h1");
   Stream s = Connect(agent, "h1");

@@ -5,11 +5,11 @@
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
-#include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "common/pki.h"
+#include "common/testing/temp_dir.h"
 #include "server/gateway/agent_gateway.h"
 #include "server/gateway/enrollment.h"
 #include "server/store/sqlite/sqlite_store.h"
@@ -19,9 +19,6 @@ namespace quell::server {
 class GatewayTestEnv : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/quell-gateway-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     auto store = OpenSqliteStore(dir_ + "/quell.db");
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
@@ -30,7 +27,7 @@ class GatewayTestEnv : public ::testing::Test {
     ca_ = std::make_unique<CertificateAuthority>(std::move(ca).value());
     actions_ = std::make_unique<ActionCenter>(*store_, clock_);
     actions_->SetDispatcher(&sessions_);
-    gateway_ = std::make_unique<AgentGateway>(*store_, *ca_, *actions_, sessions_, clock_,
+    gateway_ = std::make_unique<AgentGateway>(*store_, *ca_, *actions_, sessions_, presence_, clock_,
                                               AgentGatewayOptions{.heartbeat_interval_seconds = 7});
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", AgentGateway::Credentials(*ca_), &port_);
@@ -42,7 +39,6 @@ class GatewayTestEnv : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     server_.reset();
-    std::system(("rm -rf " + dir_).c_str());
   }
 
   // A channel to the gateway that trusts our CA and presents `key_and_cert` if given.
@@ -82,11 +78,13 @@ class GatewayTestEnv : public ::testing::Test {
     return {response.device_id(), {csr->key_pem, response.certificate_pem()}};
   }
 
-  std::string dir_;
+  quell::testing::TempDir temp_dir_;  // declared first: removed after everything using it
+  std::string dir_ = temp_dir_.path();
   FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CertificateAuthority> ca_;
   SessionRegistry sessions_;
+  Presence presence_;
   std::unique_ptr<ActionCenter> actions_;
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<grpc::Server> server_;

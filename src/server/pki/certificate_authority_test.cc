@@ -4,9 +4,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <cstdlib>
-
 #include "common/files.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::server {
 namespace {
@@ -15,14 +14,6 @@ using ::testing::IsSupersetOf;
 
 class CertificateAuthorityTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/quell-ca-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    dir_ = root_ + "/data/pki";
-  }
-  void TearDown() override { std::system(("rm -rf " + root_).c_str()); }
-
   CertificateAuthority Load(std::vector<std::string> names = {}) {
     auto ca = CertificateAuthority::LoadOrCreate({.dir = dir_, .server_names = std::move(names)});
     EXPECT_TRUE(ca.ok()) << ca.status().ToString();
@@ -37,8 +28,8 @@ class CertificateAuthorityTest : public ::testing::Test {
     return pki::InspectCertificate(pem).value().sha256_fingerprint;
   }
 
-  std::string root_;
-  std::string dir_;
+  quell::testing::TempDir root_;
+  std::string dir_ = root_ / "data/pki";
 };
 
 TEST_F(CertificateAuthorityTest, FirstStartCreatesFilesWithPrivateModes) {
@@ -142,7 +133,7 @@ TEST_F(CertificateAuthorityTest, IssuedDeviceCertificateVerifiesWithDeviceIdAsCo
               static_cast<double>(std::time(nullptr) + 10 * 86400), 120);
 
   // Another server's CA does not accept it.
-  CertificateAuthorityOptions other{.dir = root_ + "/other"};
+  CertificateAuthorityOptions other{.dir = root_ / "other"};
   EXPECT_FALSE(pki::VerifyIssuedBy(issued->cert_pem,
                                    CertificateAuthority::LoadOrCreate(other)->ca_cert_pem())
                    .value());

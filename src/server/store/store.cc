@@ -43,4 +43,39 @@ bool IsFinal(ActionStatus s) {
   return s != ActionStatus::kPending && s != ActionStatus::kInProgress;
 }
 
+std::string_view AlertSeverityName(AlertSeverity s) {
+  switch (s) {
+    case AlertSeverity::kUnSpecified: return "UnSpecified";
+    case AlertSeverity::kInformational: return "Informational";
+    case AlertSeverity::kLow: return "Low";
+    case AlertSeverity::kMedium: return "Medium";
+    case AlertSeverity::kHigh: return "High";
+  }
+  return "UnSpecified";
+}
+
+std::optional<AlertSeverity> ParseAlertSeverity(std::string_view s) {
+  for (AlertSeverity v : {AlertSeverity::kUnSpecified, AlertSeverity::kInformational,
+                          AlertSeverity::kLow, AlertSeverity::kMedium, AlertSeverity::kHigh}) {
+    if (AlertSeverityName(v) == s) return v;
+  }
+  return std::nullopt;
+}
+
+std::string_view AlertStatusName(AlertStatus s) {
+  switch (s) {
+    case AlertStatus::kNew: return "New";
+    case AlertStatus::kInProgress: return "InProgress";
+    case AlertStatus::kResolved: return "Resolved";
+  }
+  return "New";
+}
+
+std::optional<AlertStatus> ParseAlertStatus(std::string_view s) {
+  for (AlertStatus v : {AlertStatus::kNew, AlertStatus::kInProgress, AlertStatus::kResolved}) {
+    if (AlertStatusName(v) == s) return v;
+  }
+  return std::nullopt;
+}
+
 }  // namespace quell::server

@@ -127,6 +127,66 @@ struct AuditFilter {
   size_t top = 1000;
 };
 
+// ---- alerts ----------------------------------------------------------------------------
+
+// Ordered by weight: ListAlerts orders "severity" by this order.
+enum class AlertSeverity { kUnSpecified, kInformational, kLow, kMedium, kHigh };
+enum class AlertStatus { kNew, kInProgress, kResolved };
+
+struct AlertComment {
+  std::string comment;
+  std::string created_by;
+  UnixMillis created = 0;
+
+  friend bool operator==(const AlertComment&, const AlertComment&) = default;
+};
+
+// One alert in the Defender shape. Detections from one device with the same dedup_key update
+// the alert while it is not Resolved and recently active (see server/alerts/).
+struct Alert {
+  std::string id;                  // UUID
+  std::string title;
+  std::string description;
+  AlertSeverity severity = AlertSeverity::kMedium;
+  AlertStatus status = AlertStatus::kNew;
+  std::string classification;      // "" = not classified; else the MDE enum spelling
+  std::string determination;       // "" = none
+  std::string category;
+  std::string detection_source;
+  std::string detector_id;
+  std::string threat_name;
+  std::vector<std::string> mitre_techniques;
+  std::string machine_id;
+  std::string computer_dns_name;
+  UnixMillis first_activity = 0;   // earliest detection time (agent clock)
+  UnixMillis last_activity = 0;    // latest detection time (agent clock)
+  UnixMillis created = 0;          // server clock
+  UnixMillis last_update = 0;      // server clock
+  std::optional<UnixMillis> resolved;
+  std::string assigned_to;
+  std::vector<AlertComment> comments;
+  std::string evidence_json = "[]";  // JSON array of alertEvidence objects
+  int64_t event_count = 1;         // detections merged into this alert
+  std::string dedup_key;
+  std::string action_id;           // the action the first detection was found during
+  std::string incident_id;         // "" until correlation (a later issue) assigns one
+  int64_t version = 0;             // assigned by the store; bumped by every write
+
+  friend bool operator==(const Alert&, const Alert&) = default;
+};
+
+enum class AlertOrder { kLastActivity, kCreated, kSeverity };
+
+struct AlertFilter {
+  std::optional<AlertStatus> status;
+  std::optional<AlertSeverity> severity;
+  std::optional<std::string> machine_id;
+  AlertOrder order_by = AlertOrder::kLastActivity;
+  bool descending = true;  // ties: id ascending
+  size_t skip = 0;
+  size_t top = 10000;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -139,6 +199,9 @@ class Store {
   virtual Status UpdateDevice(const Device& device) = 0;
   // Sets last_seen, never moving it backwards. NotFound if absent.
   virtual Status TouchDevice(const std::string& id, UnixMillis last_seen) = 0;
+  // Many last-seen times in one transaction (presence flushes). Never moves a time
+  // backwards; ids of devices that no longer exist are skipped, not errors.
+  virtual Status TouchDevices(const std::vector<std::pair<std::string, UnixMillis>>& seen) = 0;
 
   // API tokens. Revoked tokens are still found, with revoked set: refusing them is the
   // caller's decision. AlreadyExists on a duplicate id or secret; NotFound if unknown.
@@ -152,13 +215,20 @@ class Store {
   virtual Status ConsumeEnrollmentToken(const std::string& secret_sha256, UnixMillis now) = 0;
 
   // Actions. Insert: AlreadyExists on a duplicate id; NotFound if no device has machine_id.
-  virtual Status InsertAction(const MachineAction& action) = 0;
+  // `audit`, when not null, is appended in the same transaction: one commit per step.
+  virtual Status InsertAction(const MachineAction& action, const AuditEntry* audit) = 0;
+  Status InsertAction(const MachineAction& action) { return InsertAction(action, nullptr); }
   virtual Result<MachineAction> GetAction(const std::string& id) = 0;
   // Sorted by creation_time descending (newest first), then id.
   virtual Result<std::vector<MachineAction>> ListActions(const ActionFilter& filter) = 0;
   // Writes `action` only if the stored status still equals `expected`; FailedPrecondition
   // otherwise (someone else moved it first). NotFound if absent.
-  virtual Status UpdateAction(const MachineAction& action, ActionStatus expected) = 0;
+  // `audit`, when not null, is appended in the same transaction.
+  virtual Status UpdateAction(const MachineAction& action, ActionStatus expected,
+                              const AuditEntry* audit) = 0;
+  Status UpdateAction(const MachineAction& action, ActionStatus expected) {
+    return UpdateAction(action, expected, nullptr);
+  }
   // Pending or InProgress actions of one device, oldest first.
   virtual Result<std::vector<MachineAction>> ListOpenActions(const std::string& machine_id) = 0;
   // How many actions are in each status (statuses with none are absent). For metrics.
@@ -169,6 +239,25 @@ class Store {
   // Audit log, append-only.
   virtual Status AppendAudit(const AuditEntry& entry) = 0;
   virtual Result<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) = 0;  // oldest first
+
+  // Alerts. Writes are guarded by Alert::version: the store sets version to 1 on insert and
+  // bumps it on every update; an update whose version no longer matches the stored one fails
+  // with FailedPrecondition and writes nothing (someone else changed the alert first).
+  virtual Result<Alert> GetAlert(const std::string& id) = 0;  // NotFound if absent
+  virtual Result<std::vector<Alert>> ListAlerts(const AlertFilter& filter) = 0;
+  // Writes every field of `alert` (version checked as above); NotFound if absent.
+  virtual Status UpdateAlert(const Alert& alert) = 0;
+  // The most recently active alert of `machine_id` with this dedup_key that is not Resolved
+  // and whose last_activity >= active_since; nullopt if none.
+  virtual Result<std::optional<Alert>> FindOpenAlert(const std::string& machine_id,
+                                                     const std::string& dedup_key,
+                                                     UnixMillis active_since) = 0;
+  // In one transaction: remembers `detection_id` as ingested and inserts `alert` (create) or
+  // updates it (version checked). AlreadyExists, writing nothing, if the detection id was
+  // recorded before; otherwise the errors of insert/update, also writing nothing.
+  virtual Status RecordDetection(const std::string& detection_id, const Alert& alert,
+                                 bool create) = 0;
+  virtual Result<bool> IsDetectionRecorded(const std::string& detection_id) = 0;
 };
 
 // Enum <-> the exact strings of the REST API (MDE spelling).
@@ -179,5 +268,9 @@ std::optional<Role> ParseRole(std::string_view s);
 std::string_view IsolationStateName(IsolationState s);  // "NotIsolated", "Full", "Selective"
 std::optional<IsolationState> ParseIsolationState(std::string_view s);
 bool IsFinal(ActionStatus s);  // Succeeded, Failed, TimeOut, Cancelled
+std::string_view AlertSeverityName(AlertSeverity s);  // "UnSpecified", "Informational", ...
+std::optional<AlertSeverity> ParseAlertSeverity(std::string_view s);
+std::string_view AlertStatusName(AlertStatus s);      // "New", "InProgress", "Resolved"
+std::optional<AlertStatus> ParseAlertStatus(std::string_view s);
 
 }  // namespace quell::server

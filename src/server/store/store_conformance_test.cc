@@ -2,14 +2,13 @@
 // implementation runs it: add a StoreFactory to the INSTANTIATE_TEST_SUITE_P at the bottom.
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <atomic>
-#include <filesystem>
 #include <functional>
 #include <latch>
 #include <thread>
 
+#include "common/testing/temp_dir.h"
 #include "server/store/sqlite/sqlite_store.h"
 #include "server/store/store.h"
 
@@ -74,16 +73,9 @@ std::vector<std::string> Ids(const std::vector<MachineAction>& actions) {
 class StoreConformanceTest : public ::testing::TestWithParam<StoreFactory> {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/quell-store-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     auto store = GetParam().open(dir_);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   Store& store() { return *store_; }
@@ -102,7 +94,8 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreFactory> {
     }
   }
 
-  std::string dir_;
+  quell::testing::TempDir temp_dir_;  // declared first: removed after everything using it
+  std::string dir_ = temp_dir_.path();
   std::unique_ptr<Store> store_;
 };
 
@@ -163,6 +156,17 @@ TEST_P(StoreConformanceTest, TouchDeviceMovesLastSeenForwardOnly) {
   ASSERT_TRUE(store().TouchDevice("dev-1", kT0 + 100).ok());
   EXPECT_EQ(store().GetDevice("dev-1")->last_seen, kT0 + 500);
   EXPECT_EQ(store().GetDevice("dev-1")->first_seen, kT0);
+}
+
+TEST_P(StoreConformanceTest, TouchDevicesWritesABatchForwardOnlySkippingUnknown) {
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-1")).ok());
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-2")).ok());
+  ASSERT_TRUE(store().TouchDevice("dev-2", kT0 + 900).ok());
+  ASSERT_TRUE(
+      store().TouchDevices({{"dev-1", kT0 + 500}, {"gone", kT0 + 500}, {"dev-2", kT0 + 100}}).ok());
+  EXPECT_EQ(store().GetDevice("dev-1")->last_seen, kT0 + 500);
+  EXPECT_EQ(store().GetDevice("dev-2")->last_seen, kT0 + 900);
+  EXPECT_TRUE(store().TouchDevices({}).ok());
 }
 
 // ---- API tokens ----
@@ -370,6 +374,28 @@ TEST_P(StoreConformanceTest, ListExpiredActionsOnlyOpenAndDue) {
             (std::vector<std::string>{"act-2", "act-3", "act-5"}));
 }
 
+TEST_P(StoreConformanceTest, ActionWritesCarryTheirAuditEntryInOneStep) {
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-a")).ok());
+  MachineAction action = MakeAction("act-1", "dev-a", kT0, ActionStatus::kPending);
+  AuditEntry created{.time = kT0, .actor = "alice", .operation = "action.created",
+                     .target = "act-1"};
+  ASSERT_TRUE(store().InsertAction(action, &created).ok());
+  action.status = ActionStatus::kSucceeded;
+  AuditEntry moved{.time = kT0 + 1, .actor = "agent", .operation = "action.transition",
+                   .target = "act-1"};
+  // A stale expected status writes neither the action nor its audit entry.
+  EXPECT_EQ(store().UpdateAction(action, ActionStatus::kInProgress, &moved).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store().ListAudit({.target = "act-1"})->size(), 1u);
+  ASSERT_TRUE(store().UpdateAction(action, ActionStatus::kPending, &moved).ok());
+  auto audit = store().ListAudit({.target = "act-1"}).value();
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_EQ(audit[1].operation, "action.transition");
+  // A duplicate insert leaves no audit entry behind.
+  EXPECT_EQ(store().InsertAction(action, &created).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store().ListAudit({.target = "act-1"})->size(), 2u);
+}
+
 TEST_P(StoreConformanceTest, CountsActionsByStatus) {
   EXPECT_TRUE(store().CountActionsByStatus().value().empty());
   InsertActionSet();
@@ -410,6 +436,151 @@ TEST_P(StoreConformanceTest, AuditAppendsWithIncreasingSeqAndListsByTarget) {
   EXPECT_EQ(store().ListAudit({.target = "act-1", .skip = 1, .top = 5}).value(),
             std::vector<AuditEntry>{(*all)[2]});
   EXPECT_TRUE(store().ListAudit({.target = "nope"})->empty());
+}
+
+// ---- alerts ----
+
+Alert MakeAlert(const std::string& id, const std::string& machine_id, UnixMillis last_activity,
+                AlertSeverity severity = AlertSeverity::kMedium,
+                const std::string& dedup_key = "key") {
+  return {.id = id,
+          .title = "Alert " + id,
+          .description = "what happened",
+          .severity = severity,
+          .status = AlertStatus::kNew,
+          .classification = "",
+          .determination = "",
+          .category = "Malware",
+          .detection_source = "Antivirus",
+          .detector_id = "quell.av.clamav",
+          .threat_name = "Eicar-Signature",
+          .mitre_techniques = {"T1204.002", "T1059"},
+          .machine_id = machine_id,
+          .computer_dns_name = machine_id + ".example.org",
+          .first_activity = last_activity - 5,
+          .last_activity = last_activity,
+          .created = last_activity + 1,
+          .last_update = last_activity + 2,
+          .resolved = std::nullopt,
+          .assigned_to = "",
+          .comments = {},
+          .evidence_json = R"([{"@odata.type":"#microsoft.graph.security.fileEvidence"}])",
+          .event_count = 1,
+          .dedup_key = dedup_key,
+          .action_id = "act-9",
+          .incident_id = "",
+          .version = 0};
+}
+
+TEST_P(StoreConformanceTest, AlertRoundTripsEveryFieldAndRecordsItsDetection) {
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-a")).ok());
+  Alert a = MakeAlert("al-1", "dev-a", kT0);
+  a.resolved = kT0 + 9;
+  a.status = AlertStatus::kResolved;
+  a.classification = "TruePositive";
+  a.determination = "Malware";
+  a.assigned_to = "alice";
+  a.comments = {{.comment = "seen", .created_by = "alice", .created = kT0 + 3}};
+  a.incident_id = "inc-1";
+  EXPECT_FALSE(store().IsDetectionRecorded("det-1").value());
+  ASSERT_TRUE(store().RecordDetection("det-1", a, /*create=*/true).ok());
+  EXPECT_TRUE(store().IsDetectionRecorded("det-1").value());
+  a.version = 1;  // set by the store on insert
+  EXPECT_EQ(store().GetAlert("al-1").value(), a);
+  EXPECT_EQ(store().GetAlert("nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, RecordDetectionIsAllOrNothing) {
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-a")).ok());
+  ASSERT_TRUE(store().RecordDetection("det-1", MakeAlert("al-1", "dev-a", kT0), true).ok());
+  // The same detection again: refused, and the second alert is not written either.
+  EXPECT_EQ(store().RecordDetection("det-1", MakeAlert("al-2", "dev-a", kT0), true).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store().GetAlert("al-2").status().code(), StatusCode::kNotFound);
+  // An update that carries an already recorded detection writes nothing.
+  Alert updated = store().GetAlert("al-1").value();
+  updated.event_count = 2;
+  EXPECT_EQ(store().RecordDetection("det-1", updated, false).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store().GetAlert("al-1")->event_count, 1);
+  // A new detection updates it and bumps the version.
+  ASSERT_TRUE(store().RecordDetection("det-2", updated, false).ok());
+  EXPECT_EQ(store().GetAlert("al-1")->event_count, 2);
+  EXPECT_EQ(store().GetAlert("al-1")->version, 2);
+  // A stale version writes nothing, and does not record the detection.
+  EXPECT_EQ(store().RecordDetection("det-3", updated, false).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(store().IsDetectionRecorded("det-3").value());
+  // Unknown device.
+  EXPECT_EQ(store().RecordDetection("det-4", MakeAlert("al-3", "dev-x", kT0), true).code(),
+            StatusCode::kNotFound);
+  EXPECT_FALSE(store().IsDetectionRecorded("det-4").value());
+}
+
+TEST_P(StoreConformanceTest, UpdateAlertChecksTheVersion) {
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-a")).ok());
+  ASSERT_TRUE(store().RecordDetection("det-1", MakeAlert("al-1", "dev-a", kT0), true).ok());
+  Alert a = store().GetAlert("al-1").value();
+  Alert stale = a;
+  a.assigned_to = "bob";
+  ASSERT_TRUE(store().UpdateAlert(a).ok());
+  EXPECT_EQ(store().GetAlert("al-1")->assigned_to, "bob");
+  stale.assigned_to = "carol";
+  EXPECT_EQ(store().UpdateAlert(stale).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store().GetAlert("al-1")->assigned_to, "bob");
+  Alert missing = MakeAlert("nope", "dev-a", kT0);
+  EXPECT_EQ(store().UpdateAlert(missing).code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, FindOpenAlertByDeviceKeyWindowAndStatus) {
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-a")).ok());
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-b")).ok());
+  ASSERT_TRUE(store().RecordDetection("d1", MakeAlert("old", "dev-a", kT0), true).ok());
+  ASSERT_TRUE(store().RecordDetection("d2", MakeAlert("new", "dev-a", kT0 + 100), true).ok());
+  Alert resolved = MakeAlert("resolved", "dev-a", kT0 + 200);
+  resolved.status = AlertStatus::kResolved;
+  ASSERT_TRUE(store().RecordDetection("d3", resolved, true).ok());
+
+  auto found = store().FindOpenAlert("dev-a", "key", kT0);
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->id, "new");  // the most recently active open one
+  EXPECT_EQ(store().FindOpenAlert("dev-a", "key", kT0 + 100).value()->id, "new");
+  EXPECT_FALSE(store().FindOpenAlert("dev-a", "key", kT0 + 101).value().has_value());
+  EXPECT_FALSE(store().FindOpenAlert("dev-a", "other", kT0).value().has_value());
+  EXPECT_FALSE(store().FindOpenAlert("dev-b", "key", kT0).value().has_value());
+}
+
+TEST_P(StoreConformanceTest, ListAlertsFiltersOrdersAndPages) {
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-a")).ok());
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-b")).ok());
+  Alert low = MakeAlert("low", "dev-a", kT0 + 30, AlertSeverity::kLow);
+  Alert high = MakeAlert("high", "dev-a", kT0 + 10, AlertSeverity::kHigh);
+  Alert info = MakeAlert("info", "dev-b", kT0 + 20, AlertSeverity::kInformational);
+  info.created = kT0 + 100;  // created last, active in the middle
+  info.status = AlertStatus::kInProgress;
+  int n = 0;
+  for (const Alert& a : {low, high, info}) {
+    ASSERT_TRUE(store().RecordDetection("d" + std::to_string(++n), a, true).ok());
+  }
+  auto ids = [this](const AlertFilter& f) {
+    std::vector<std::string> out;
+    Result<std::vector<Alert>> alerts = store().ListAlerts(f);
+    EXPECT_TRUE(alerts.ok()) << alerts.status().ToString();
+    if (!alerts.ok()) return out;
+    for (const Alert& a : *alerts) out.push_back(a.id);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ids({}), (V{"low", "info", "high"}));  // lastActivity, newest first
+  EXPECT_EQ(ids({.descending = false}), (V{"high", "info", "low"}));
+  EXPECT_EQ(ids({.order_by = AlertOrder::kSeverity}), (V{"high", "low", "info"}));
+  EXPECT_EQ(ids({.order_by = AlertOrder::kSeverity, .descending = false}),
+            (V{"info", "low", "high"}));
+  EXPECT_EQ(ids({.order_by = AlertOrder::kCreated}), (V{"info", "low", "high"}));
+  EXPECT_EQ(ids({.status = AlertStatus::kInProgress}), (V{"info"}));
+  EXPECT_EQ(ids({.severity = AlertSeverity::kHigh}), (V{"high"}));
+  EXPECT_EQ(ids({.machine_id = "dev-a"}), (V{"low", "high"}));
+  EXPECT_EQ(ids({.skip = 1, .top = 1}), (V{"info"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(

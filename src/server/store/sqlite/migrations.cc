@@ -85,6 +85,50 @@ CREATE TABLE audit (
 ) STRICT;
 CREATE INDEX audit_by_target ON audit (target, seq);
 )sql"},
+    {2, R"sql(
+CREATE TABLE alerts (
+  id                TEXT PRIMARY KEY,
+  title             TEXT NOT NULL,
+  description       TEXT NOT NULL,
+  severity          TEXT NOT NULL,
+  severity_rank     INTEGER NOT NULL,
+  status            TEXT NOT NULL,
+  classification    TEXT NOT NULL,
+  determination     TEXT NOT NULL,
+  category          TEXT NOT NULL,
+  detection_source  TEXT NOT NULL,
+  detector_id       TEXT NOT NULL,
+  threat_name       TEXT NOT NULL,
+  mitre_techniques  TEXT NOT NULL,
+  machine_id        TEXT NOT NULL REFERENCES devices (id),
+  computer_dns_name TEXT NOT NULL,
+  first_activity    INTEGER NOT NULL,
+  last_activity     INTEGER NOT NULL,
+  created           INTEGER NOT NULL,
+  last_update       INTEGER NOT NULL,
+  resolved          INTEGER,
+  assigned_to       TEXT NOT NULL,
+  comments_json     TEXT NOT NULL,
+  evidence_json     TEXT NOT NULL,
+  event_count       INTEGER NOT NULL,
+  dedup_key         TEXT NOT NULL,
+  action_id         TEXT NOT NULL,
+  incident_id       TEXT NOT NULL,
+  version           INTEGER NOT NULL
+) STRICT;
+CREATE INDEX alerts_by_last_activity ON alerts (last_activity DESC, id);
+CREATE INDEX alerts_by_dedup ON alerts (machine_id, dedup_key, status, last_activity);
+CREATE INDEX alerts_by_incident ON alerts (incident_id);
+
+-- Every detection id ingested, so a detection resent after a lost ack changes nothing.
+CREATE TABLE alert_detections (
+  detection_id TEXT PRIMARY KEY,
+  alert_id     TEXT NOT NULL REFERENCES alerts (id),
+  machine_id   TEXT NOT NULL,
+  received     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX alert_detections_by_alert ON alert_detections (alert_id);
+)sql"},
 };
 
 Result<int64_t> NewestApplied(Db& db) {

@@ -40,6 +40,14 @@ constexpr std::string_view kActionColumns =
     "result_json, status_message, progress_percent";
 constexpr int kActionColumnCount = 21;
 
+constexpr std::string_view kAlertColumns =
+    "id, title, description, severity, severity_rank, status, classification, determination, "
+    "category, detection_source, detector_id, threat_name, mitre_techniques, machine_id, "
+    "computer_dns_name, first_activity, last_activity, created, last_update, resolved, "
+    "assigned_to, comments_json, evidence_json, event_count, dedup_key, action_id, incident_id, "
+    "version";
+constexpr int kAlertColumnCount = 28;
+
 constexpr std::string_view kAuditColumns =
     "seq, time, actor, operation, target, comment, details_json";
 
@@ -49,6 +57,17 @@ std::string Sql(const Parts&... parts) {
   std::string sql;
   (sql.append(parts), ...);
   return sql;
+}
+
+// "INSERT INTO <table> (<columns>) VALUES (?1, ..., ?<count>)".
+std::string InsertSql(std::string_view table, std::string_view columns, int count) {
+  return Sql("INSERT INTO ", table, " (", columns, ") VALUES (", Placeholders(count), ")");
+}
+
+// "UPDATE <table> SET (<columns>) = (?1, ..., ?<count>) WHERE id = ?1": the INSERT bindings
+// serve, since ?1 is always the id.
+std::string UpdateSql(std::string_view table, std::string_view columns, int count) {
+  return Sql("UPDATE ", table, " SET (", columns, ") = (", Placeholders(count), ") WHERE id = ?1");
 }
 
 int64_t Limit(size_t n) {
@@ -158,6 +177,63 @@ Result<AuditEntry> ReadAudit(Statement& s) {
   return e;
 }
 
+// `version` is bound as given: callers pass the version to store (1 on insert, +1 on update).
+void BindAlert(Statement& s, const Alert& a, int64_t version) {
+  nlohmann::json comments = nlohmann::json::array();
+  for (const AlertComment& c : a.comments) {
+    comments.push_back({{"comment", c.comment}, {"createdBy", c.created_by}, {"created", c.created}});
+  }
+  s.Bind(a.id, a.title, a.description, AlertSeverityName(a.severity),
+         static_cast<int64_t>(a.severity), AlertStatusName(a.status), a.classification,
+         a.determination, a.category, a.detection_source, a.detector_id, a.threat_name,
+         nlohmann::json(a.mitre_techniques).dump(), a.machine_id, a.computer_dns_name,
+         a.first_activity, a.last_activity, a.created, a.last_update, a.resolved, a.assigned_to,
+         comments.dump(), a.evidence_json, a.event_count, a.dedup_key, a.action_id, a.incident_id,
+         version);
+}
+
+Result<Alert> ReadAlert(Statement& s) {
+  Alert a;
+  a.id = s.Text();
+  a.title = s.Text();
+  a.description = s.Text();
+  QUELL_ASSIGN_OR_RETURN(a.severity, ReadEnum(s, ParseAlertSeverity));
+  (void)s.Int();  // severity_rank: for ORDER BY only
+  QUELL_ASSIGN_OR_RETURN(a.status, ReadEnum(s, ParseAlertStatus));
+  a.classification = s.Text();
+  a.determination = s.Text();
+  a.category = s.Text();
+  a.detection_source = s.Text();
+  a.detector_id = s.Text();
+  a.threat_name = s.Text();
+  QUELL_ASSIGN_OR_RETURN(a.mitre_techniques, ReadStringList(s));
+  a.machine_id = s.Text();
+  a.computer_dns_name = s.Text();
+  a.first_activity = s.Int();
+  a.last_activity = s.Int();
+  a.created = s.Int();
+  a.last_update = s.Int();
+  a.resolved = s.OptionalInt();
+  a.assigned_to = s.Text();
+  std::string comments = s.Text();
+  try {
+    for (const auto& c : nlohmann::json::parse(comments)) {
+      a.comments.push_back({.comment = c.at("comment").get<std::string>(),
+                            .created_by = c.at("createdBy").get<std::string>(),
+                            .created = c.at("created").get<UnixMillis>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Internal(std::string("stored alert comments are malformed: ") + e.what());
+  }
+  a.evidence_json = s.Text();
+  a.event_count = s.Int();
+  a.dedup_key = s.Text();
+  a.action_id = s.Text();
+  a.incident_id = s.Text();
+  a.version = s.Int();
+  return a;
+}
+
 template <typename T>
 Result<std::vector<T>> ReadAll(Statement& stmt, Result<T> (*read)(Statement&)) {
   std::vector<T> rows;
@@ -190,8 +266,7 @@ class SqliteStore final : public Store {
   Status CreateDevice(const Device& device) override {
     std::lock_guard lock(mu_);
     QUELL_ASSIGN_OR_RETURN(Statement stmt,
-                           db_.Prepare(Sql("INSERT INTO devices (", kDeviceColumns, ") VALUES (",
-                                           Placeholders(kDeviceColumnCount), ")")));
+                           db_.Prepare(InsertSql("devices", kDeviceColumns, kDeviceColumnCount)));
     BindDevice(stmt, device);
     return ExistsAs(stmt.Run(), "device " + device.id + " already exists");
   }
@@ -211,8 +286,7 @@ class SqliteStore final : public Store {
   Status UpdateDevice(const Device& device) override {
     std::lock_guard lock(mu_);
     QUELL_ASSIGN_OR_RETURN(Statement stmt,
-                           db_.Prepare(Sql("UPDATE devices SET (", kDeviceColumns, ") = (",
-                                           Placeholders(kDeviceColumnCount), ") WHERE id = ?1")));
+                           db_.Prepare(UpdateSql("devices", kDeviceColumns, kDeviceColumnCount)));
     BindDevice(stmt, device);
     QUELL_RETURN_IF_ERROR(stmt.Run());
     return db_.Changes() == 1 ? Status::Ok() : NotFound("device " + device.id + " not found");
@@ -225,11 +299,20 @@ class SqliteStore final : public Store {
     return db_.Changes() == 1 ? Status::Ok() : NotFound("device " + id + " not found");
   }
 
+  Status TouchDevices(const std::vector<std::pair<std::string, UnixMillis>>& seen) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    for (const auto& [id, last_seen] : seen) {
+      QUELL_RETURN_IF_ERROR(db_.Run(
+          "UPDATE devices SET last_seen = MAX(last_seen, ?2) WHERE id = ?1", id, last_seen));
+    }
+    return tx.Commit();
+  }
+
   Status CreateApiToken(const ApiToken& t) override {
     std::lock_guard lock(mu_);
-    Status status = db_.Run(Sql("INSERT INTO api_tokens (", kApiTokenColumns, ") VALUES (",
-                                Placeholders(kApiTokenColumnCount), ")"),
-                            t.id, t.name, RoleName(t.role), t.secret_sha256, t.created, t.revoked);
+    Status status = db_.Run(InsertSql("api_tokens", kApiTokenColumns, kApiTokenColumnCount), t.id,
+                            t.name, RoleName(t.role), t.secret_sha256, t.created, t.revoked);
     return ExistsAs(status, "api token " + t.id + " or its secret already exists");
   }
 
@@ -250,9 +333,9 @@ class SqliteStore final : public Store {
 
   Status CreateEnrollmentToken(const EnrollmentToken& t) override {
     std::lock_guard lock(mu_);
-    Status status = db_.Run(Sql("INSERT INTO enrollment_tokens (", kEnrollmentTokenColumns,
-                                ") VALUES (", Placeholders(kEnrollmentTokenColumnCount), ")"),
-                            t.id, t.secret_sha256, t.uses_left, t.expires, t.created);
+    Status status = db_.Run(
+        InsertSql("enrollment_tokens", kEnrollmentTokenColumns, kEnrollmentTokenColumnCount),
+        t.id, t.secret_sha256, t.uses_left, t.expires, t.created);
     return ExistsAs(status, "enrollment token " + t.id + " or its secret already exists");
   }
 
@@ -275,15 +358,15 @@ class SqliteStore final : public Store {
                                            : "enrollment token is used up");
   }
 
-  Status InsertAction(const MachineAction& action) override {
+  Status InsertAction(const MachineAction& action, const AuditEntry* audit) override {
     std::lock_guard lock(mu_);
     QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
     QUELL_RETURN_IF_ERROR(GetDeviceLocked(action.machine_id).status());
     QUELL_ASSIGN_OR_RETURN(Statement stmt,
-                           db_.Prepare(Sql("INSERT INTO actions (", kActionColumns, ") VALUES (",
-                                           Placeholders(kActionColumnCount), ")")));
+                           db_.Prepare(InsertSql("actions", kActionColumns, kActionColumnCount)));
     BindAction(stmt, action);
     QUELL_RETURN_IF_ERROR(ExistsAs(stmt.Run(), "action " + action.id + " already exists"));
+    if (audit != nullptr) QUELL_RETURN_IF_ERROR(AppendAuditLocked(*audit));
     return tx.Commit();
   }
 
@@ -307,14 +390,14 @@ class SqliteStore final : public Store {
     return ReadAll(stmt, ReadAction);
   }
 
-  Status UpdateAction(const MachineAction& action, ActionStatus expected) override {
+  Status UpdateAction(const MachineAction& action, ActionStatus expected,
+                      const AuditEntry* audit) override {
     std::lock_guard lock(mu_);
     QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
     QUELL_ASSIGN_OR_RETURN(
         Statement stmt,
-        db_.Prepare(Sql("UPDATE actions SET (", kActionColumns, ") = (",
-                        Placeholders(kActionColumnCount), ") WHERE id = ?1 AND status = ?",
-                        std::to_string(kActionColumnCount + 1))));
+        db_.Prepare(Sql(UpdateSql("actions", kActionColumns, kActionColumnCount),
+                        " AND status = ?", std::to_string(kActionColumnCount + 1))));
     BindAction(stmt, action);
     stmt.Bind(ActionStatusName(expected));
     QUELL_RETURN_IF_ERROR(stmt.Run());
@@ -323,6 +406,7 @@ class SqliteStore final : public Store {
       return FailedPrecondition(Sql("action ", action.id, " is ", ActionStatusName(current.status),
                                     ", not ", ActionStatusName(expected)));
     }
+    if (audit != nullptr) QUELL_RETURN_IF_ERROR(AppendAuditLocked(*audit));
     return tx.Commit();
   }
 
@@ -366,10 +450,7 @@ class SqliteStore final : public Store {
 
   Status AppendAudit(const AuditEntry& e) override {
     std::lock_guard lock(mu_);
-    return db_.Run(
-        "INSERT INTO audit (time, actor, operation, target, comment, details_json) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        e.time, e.actor, e.operation, e.target, e.comment, e.details_json);
+    return AppendAuditLocked(e);
   }
 
   Result<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) override {
@@ -382,19 +463,129 @@ class SqliteStore final : public Store {
     return ReadAll(stmt, ReadAudit);
   }
 
- private:
-  Result<Device> GetDeviceLocked(const std::string& id) {
+  Result<Alert> GetAlert(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    return GetAlertLocked(id);
+  }
+
+  Result<std::vector<Alert>> ListAlerts(const AlertFilter& filter) override {
+    std::lock_guard lock(mu_);
+    std::optional<std::string_view> status, severity;
+    if (filter.status) status = AlertStatusName(*filter.status);
+    if (filter.severity) severity = AlertSeverityName(*filter.severity);
+    // Constant SQL per order: the column and direction are chosen here, never from input.
+    std::string_view column = filter.order_by == AlertOrder::kCreated    ? "created"
+                              : filter.order_by == AlertOrder::kSeverity ? "severity_rank"
+                                                                         : "last_activity";
     QUELL_ASSIGN_OR_RETURN(
         Statement stmt,
-        db_.Prepare(Sql("SELECT ", kDeviceColumns, " FROM devices WHERE id = ?"), id));
-    return ReadOne(stmt, ReadDevice, "device " + id + " not found");
+        db_.Prepare(Sql("SELECT ", kAlertColumns,
+                        " FROM alerts "
+                        "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR severity = ?2) "
+                        "AND (?3 IS NULL OR machine_id = ?3) ORDER BY ",
+                        column, filter.descending ? " DESC" : " ASC",
+                        ", id LIMIT ?4 OFFSET ?5"),
+                    status, severity, filter.machine_id, Limit(filter.top), Limit(filter.skip)));
+    return ReadAll(stmt, ReadAlert);
+  }
+
+  Status UpdateAlert(const Alert& alert) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    QUELL_RETURN_IF_ERROR(UpdateAlertLocked(alert));
+    return tx.Commit();
+  }
+
+  Result<std::optional<Alert>> FindOpenAlert(const std::string& machine_id,
+                                             const std::string& dedup_key,
+                                             UnixMillis active_since) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare(Sql("SELECT ", kAlertColumns,
+                        " FROM alerts WHERE machine_id = ?1 AND dedup_key = ?2 AND status != ?3 "
+                        "AND last_activity >= ?4 ORDER BY last_activity DESC, id LIMIT 1"),
+                    machine_id, dedup_key, AlertStatusName(AlertStatus::kResolved),
+                    active_since));
+    QUELL_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return std::optional<Alert>();
+    QUELL_ASSIGN_OR_RETURN(Alert alert, ReadAlert(stmt));
+    return std::optional<Alert>(std::move(alert));
+  }
+
+  Status RecordDetection(const std::string& detection_id, const Alert& alert,
+                         bool create) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    if (create) {
+      QUELL_RETURN_IF_ERROR(GetDeviceLocked(alert.machine_id).status());
+      QUELL_ASSIGN_OR_RETURN(Statement stmt,
+                             db_.Prepare(InsertSql("alerts", kAlertColumns, kAlertColumnCount)));
+      BindAlert(stmt, alert, 1);
+      QUELL_RETURN_IF_ERROR(ExistsAs(stmt.Run(), "alert " + alert.id + " already exists"));
+    } else {
+      QUELL_RETURN_IF_ERROR(UpdateAlertLocked(alert));
+    }
+    QUELL_RETURN_IF_ERROR(ExistsAs(
+        db_.Run("INSERT INTO alert_detections (detection_id, alert_id, machine_id, received) "
+                "VALUES (?, ?, ?, ?)",
+                detection_id, alert.id, alert.machine_id, alert.last_update),
+        "detection " + detection_id + " was recorded before"));
+    return tx.Commit();
+  }
+
+  Result<bool> IsDetectionRecorded(const std::string& detection_id) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare("SELECT 1 FROM alert_detections WHERE detection_id = ?", detection_id));
+    return stmt.Step();
+  }
+
+ private:
+  Result<Alert> GetAlertLocked(const std::string& id) {
+    return GetByIdLocked("alerts", kAlertColumns, ReadAlert, id, "alert " + id + " not found");
+  }
+
+  // Writes `alert` if the stored version still equals alert.version, bumping it.
+  Status UpdateAlertLocked(const Alert& alert) {
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare(Sql(UpdateSql("alerts", kAlertColumns, kAlertColumnCount), " AND version = ?",
+                        std::to_string(kAlertColumnCount + 1))));
+    BindAlert(stmt, alert, alert.version + 1);
+    stmt.Bind(alert.version);
+    QUELL_RETURN_IF_ERROR(stmt.Run());
+    if (db_.Changes() == 1) return Status::Ok();
+    QUELL_ASSIGN_OR_RETURN(Alert current, GetAlertLocked(alert.id));
+    return FailedPrecondition("alert " + alert.id + " changed meanwhile (version " +
+                              std::to_string(current.version) + ", not " +
+                              std::to_string(alert.version) + ")");
+  }
+
+  Status AppendAuditLocked(const AuditEntry& e) {
+    return db_.Run(
+        "INSERT INTO audit (time, actor, operation, target, comment, details_json) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        e.time, e.actor, e.operation, e.target, e.comment, e.details_json);
+  }
+
+  Result<Device> GetDeviceLocked(const std::string& id) {
+    return GetByIdLocked("devices", kDeviceColumns, ReadDevice, id, "device " + id + " not found");
   }
 
   Result<MachineAction> GetActionLocked(const std::string& id) {
+    return GetByIdLocked("actions", kActionColumns, ReadAction, id, "action " + id + " not found");
+  }
+
+  // The one row of `table` with this id, or NotFound(not_found).
+  template <typename T>
+  Result<T> GetByIdLocked(std::string_view table, std::string_view columns,
+                          Result<T> (*read)(Statement&), const std::string& id,
+                          std::string not_found) {
     QUELL_ASSIGN_OR_RETURN(
-        Statement stmt,
-        db_.Prepare(Sql("SELECT ", kActionColumns, " FROM actions WHERE id = ?"), id));
-    return ReadOne(stmt, ReadAction, "action " + id + " not found");
+        Statement stmt, db_.Prepare(Sql("SELECT ", columns, " FROM ", table, " WHERE id = ?"), id));
+    return ReadOne(stmt, read, std::move(not_found));
   }
 
   std::mutex mu_;

@@ -3,12 +3,12 @@
 #include "server/store/sqlite/sqlite_store.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <atomic>
 #include <filesystem>
 #include <thread>
 
+#include "common/testing/temp_dir.h"
 #include "server/store/sqlite/db.h"
 #include "server/store/sqlite/migrations.h"
 
@@ -19,14 +19,6 @@ constexpr UnixMillis kT0 = 1'700'000'000'000;
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/quell-sqlite-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/quell.db";
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::unique_ptr<Store> Open() {
     auto store = OpenSqliteStore(path_);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
@@ -43,8 +35,8 @@ class SqliteStoreTest : public ::testing::Test {
     return versions;
   }
 
-  std::string dir_;
-  std::string path_;
+  quell::testing::TempDir dir_;
+  std::string path_ = dir_ / "quell.db";
 };
 
 TEST_F(SqliteStoreTest, ReopenKeepsAllData) {
