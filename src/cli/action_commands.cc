@@ -8,16 +8,6 @@
 namespace quell::cli {
 namespace {
 
-// OData string literal: quotes doubled.
-std::string Quote(const std::string& v) {
-  std::string out = "'";
-  for (char c : v) {
-    out += c;
-    if (c == '\'') out += '\'';
-  }
-  return out + "'";
-}
-
 // What CLI11 parses the options of these commands into.
 struct ActionCommandFlags {
   struct {
@@ -44,14 +34,10 @@ void AddActionCommands(CLI::App& app, CliContext& ctx, int& exit_code) {
   list->add_option("--top", flags->list.top, "How many")->capture_default_str()->check(CLI::Range(1, 10000));
   list->callback([&ctx, &exit_code, flags] {
     const auto& f = flags->list;
-    std::vector<std::string> terms;
-    if (!f.status.empty()) terms.push_back("status eq " + Quote(f.status));
-    if (!f.machine.empty()) terms.push_back("machineId eq " + Quote(f.machine));
-    if (!f.type.empty()) terms.push_back("type eq " + Quote(f.type));
-    std::string filter;
-    for (const auto& t : terms) filter += (filter.empty() ? "" : " and ") + t;
+    std::vector<std::pair<std::string, std::string>> terms = {
+        {"status", f.status}, {"machineId", f.machine}, {"type", f.type}};
     std::string target = "/api/machineactions?$top=" + std::to_string(f.top);
-    if (!filter.empty()) target += "&$filter=" + UrlEncode(filter);
+    target += ODataFilterParameter(terms);
     CallResult r = CallApi(ctx, "GET", target);
     if ((exit_code = r.exit_code) != 0) return;
     if (PrintJsonIfAsked(ctx, r.body)) return;

@@ -9,16 +9,6 @@
 namespace quell::cli {
 namespace {
 
-// OData string literal: quotes doubled.
-std::string Quote(const std::string& v) {
-  std::string out = "'";
-  for (char c : v) {
-    out += c;
-    if (c == '\'') out += '\'';
-  }
-  return out + "'";
-}
-
 // What CLI11 parses the options of these commands into.
 struct AlertCommandFlags {
   struct {
@@ -79,21 +69,18 @@ void AddAlertCommands(CLI::App& app, CliContext& ctx, int& exit_code) {
       ->check(CLI::Range(1, 10000));
   list->callback([&ctx, &exit_code, flags] {
     const auto& f = flags->list;
-    std::vector<std::string> terms;
-    if (!f.status.empty()) terms.push_back("status eq " + Quote(f.status));
-    if (!f.severity.empty()) terms.push_back("severity eq " + Quote(f.severity));
+    std::vector<std::pair<std::string, std::string>> terms = {{"status", f.status}};
+    terms.emplace_back("severity", f.severity);
     if (!f.machine.empty()) {
       std::string id = ResolveMachineId(ctx, f.machine);
       if (id.empty()) {
         exit_code = kExitApiError;
         return;
       }
-      terms.push_back("machineId eq " + Quote(id));
+      terms.emplace_back("machineId", id);
     }
-    std::string filter;
-    for (const auto& t : terms) filter += (filter.empty() ? "" : " and ") + t;
     std::string target = "/api/alerts?$top=" + std::to_string(f.top);
-    if (!filter.empty()) target += "&$filter=" + UrlEncode(filter);
+    target += ODataFilterParameter(terms);
     if (!f.order_by.empty()) target += "&$orderby=" + UrlEncode(f.order_by);
     CallResult r = CallApi(ctx, "GET", target);
     if ((exit_code = r.exit_code) != 0) return;

@@ -58,6 +58,21 @@ CallResult CallApi(CliContext& ctx, const std::string& method, const std::string
   return {0, parsed.is_discarded() ? nlohmann::json(nullptr) : parsed};
 }
 
+std::string ODataFilterParameter(
+    const std::vector<std::pair<std::string, std::string>>& terms) {
+  std::string filter;
+  for (const auto& [field, value] : terms) {
+    if (value.empty()) continue;
+    std::string quoted = "'";
+    for (char c : value) {
+      quoted += c;
+      if (c == '\'') quoted += '\'';  // OData escapes a quote by doubling it
+    }
+    filter += (filter.empty() ? "" : " and ") + field + " eq " + quoted + "'";
+  }
+  return filter.empty() ? "" : "&$filter=" + UrlEncode(filter);
+}
+
 std::string UrlEncode(const std::string& text) {
   static const char* kHex = "0123456789ABCDEF";
   std::string out;

@@ -9,6 +9,8 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cli/api_client.h"
 #include "cli/cli_config.h"
@@ -42,6 +44,10 @@ ApiClient* Client(CliContext& ctx);
 // Sends the request; on a non-2xx answer prints "error: <message> (HTTP <n> <code>)" to err.
 CallResult CallApi(CliContext& ctx, const std::string& method, const std::string& target,
                    const nlohmann::json& body = nullptr);
+
+// "&$filter=<field eq 'value' and ...>" (URL-encoded, quotes doubled) for the terms whose
+// value is not empty; "" when there are none.
+std::string ODataFilterParameter(const std::vector<std::pair<std::string, std::string>>& terms);
 
 // Percent-encodes a path segment or query value.
 std::string UrlEncode(const std::string& text);

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "cli/cli_config.h"
+#include "cli/cli_context.h"
 #include "cli/table.h"
 
 namespace quell::cli {
@@ -13,6 +14,12 @@ TEST(TableTest, PadsColumns) {
             "ID  NAME\n"
             "1   web-server\n"
             "22  db\n");
+}
+
+TEST(ODataFilterTest, JoinsNonEmptyTermsQuotedAndEncoded) {
+  EXPECT_EQ(ODataFilterParameter({{"status", ""}}), "");
+  EXPECT_EQ(ODataFilterParameter({{"status", "Pending"}, {"type", ""}, {"machineId", "o'b"}}),
+            "&$filter=status%20eq%20%27Pending%27%20and%20machineId%20eq%20%27o%27%27b%27");
 }
 
 struct FakeEnv {
