@@ -138,6 +138,7 @@ void ServerChannel::Dispatch(const quell::v1::ServerMessage& message) {
                      message.update_ack().sequence(), s.ToString());
       }
       break;
+    case quell::v1::ServerMessage::kIndicatorDelta:  // indicators are not applied yet
     case quell::v1::ServerMessage::BODY_NOT_SET:
       Log()->warn("device={} ignoring a server message this agent does not understand", device);
       break;
