@@ -34,6 +34,10 @@ log = logging.getLogger("lab")
 CLAIM_DIR = "/run/quell-lab"
 # Directories every lab host gets its own tmpfs on (in its private mount namespace).
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+# Directories every lab host sees through a copy-on-write overlay: reads show the machine's
+# files, writes (planted cron jobs, units, profiles, keys) land in the host's own upper dir
+# and never reach the machine. Unlike the tmpfs dirs they survive a reboot, like a disk.
+OVERLAY_DIRS = ("/etc", "/root", "/home", "/opt", "/usr/local", "/var/spool")
 PREFIX_BASE = "ql"
 
 
@@ -90,6 +94,7 @@ def reap_stale_labs():
         for ns in claim.get("namespaces", []):
             if ns.startswith(claim["prefix"] + "-"):
                 _delete_netns(ns)
+                shutil.rmtree(os.path.join(CLAIM_DIR, f"overlay-{ns}"), ignore_errors=True)
         try:
             os.unlink(path)
         except OSError:
@@ -128,6 +133,9 @@ class Host:
         self.state_dir = os.path.join(self.dir, "state")
         self.config_path = os.path.join(self.dir, "agent.yaml")
         self.log_path = os.path.join(self.dir, "agent.log")
+        # Upper dirs of the host's overlays (OVERLAY_DIRS); on the machine's disk, outside
+        # the private tmpfs dirs so a scan of the host's /tmp does not walk into them.
+        self.overlay_dir = os.path.join(CLAIM_DIR, f"overlay-{self.ns}")
         os.makedirs(self.state_dir, exist_ok=True)
         self.agent = None           # Popen of the running agent, if any
         self.mnt_holder = None      # Popen of the process holding the host's mount+uts ns
@@ -246,6 +254,14 @@ class Host:
         for i, d in enumerate(PRIVATE_DIRS):
             script += [f'mkdir "$stage/{i}"', f'mount --bind {d} "$stage/{i}"',
                        f'mount -t tmpfs -o mode=1777 tmpfs {d}']
+        for i, d in enumerate(OVERLAY_DIRS):
+            if not os.path.isdir(d):
+                continue
+            upper, work = (os.path.join(self.overlay_dir, str(i), x) for x in ("upper", "work"))
+            os.makedirs(upper, exist_ok=True)
+            os.makedirs(work, exist_ok=True)
+            script.append(f'mount -t overlay overlay -o lowerdir={d},upperdir={upper},'
+                          f'workdir={work} {d}')
         script += ['for p in "$@"; do',
                    '  case "$p" in']
         for i, d in enumerate(PRIVATE_DIRS):
@@ -372,6 +388,7 @@ class Host:
             os.rmdir(os.path.join(CLAIM_DIR, f"stage-{self.ns}"))
         except OSError:
             pass
+        shutil.rmtree(self.overlay_dir, ignore_errors=True)
 
     def __repr__(self):
         return f"Host({self.name}, ns={self.ns}, {self.ip4}, {self.ip6})"

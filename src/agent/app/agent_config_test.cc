@@ -147,6 +147,18 @@ TEST(AgentConfigTest, ShippedExampleLoadsAndDocumentsTheDefaults) {
   EXPECT_EQ(config->isolation.watchdog_interval_seconds,
             defaults.isolation.watchdog_interval_seconds);
   EXPECT_EQ(config->log_level, defaults.log_level);
+  EXPECT_EQ(config->scan.clamav_database_dirs,
+            (std::vector<std::string>{"/var/lib/clamav", defaults.state_dir + "/signatures"}));
+  EXPECT_EQ(config->scan.yara_rule_dirs, defaults.scan.yara_rule_dirs);
+  EXPECT_EQ(config->scan.threads, defaults.scan.threads);
+  EXPECT_EQ(config->scan.cpu_limit_percent, defaults.scan.cpu_limit_percent);
+  EXPECT_EQ(config->scan.max_file_bytes, defaults.scan.max_file_bytes);
+  EXPECT_EQ(config->scan.archive_max_bytes, defaults.scan.archive_max_bytes);
+  EXPECT_EQ(config->scan.archive_max_recursion, defaults.scan.archive_max_recursion);
+  EXPECT_EQ(config->scan.full_scan_roots, defaults.scan.full_scan_roots);
+  EXPECT_EQ(config->scan.quick_scan_root, defaults.scan.quick_scan_root);
+  EXPECT_EQ(config->scan.quick_scan_processes, defaults.scan.quick_scan_processes);
+  EXPECT_EQ(config->scan.cache_path, defaults.state_dir + "/scan-cache");
 }
 
 TEST(AgentConfigTest, SplitHostPort) {
