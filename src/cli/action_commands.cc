@@ -1,4 +1,4 @@
-// quell actions list | show | cancel | types
+// quell actions list | show | cancel | undo | types
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +16,11 @@ struct ActionCommandFlags {
   } list;
   std::string show_id;
   std::string cancel_id, cancel_comment = "Cancelled with the quell CLI";
+  struct {
+    std::string id, comment;
+    bool wait = false;
+    int wait_seconds = 300;
+  } undo;
 };
 
 }  // namespace
@@ -81,6 +86,23 @@ void AddActionCommands(CLI::App& app, CliContext& ctx, int& exit_code) {
       ctx.out << "action " << id << " is " << Field(r.body, "status")
               << "; the agent has been asked to stop\n";
     }
+  });
+
+  auto* undo = actions->add_subcommand(
+      "undo", "Reverse a Succeeded action (release, unrestrict, restore quarantined files)");
+  undo->add_option("id", flags->undo.id, "Action id")->required();
+  undo->add_option("--comment,-c", flags->undo.comment, "Why (recorded in the audit log)")
+      ->required();
+  undo->add_flag("--wait,-w", flags->undo.wait, "Wait until the undo ends");
+  undo->add_option("--wait-seconds", flags->undo.wait_seconds, "How long --wait waits")
+      ->capture_default_str();
+  undo->callback([&ctx, &exit_code, flags] {
+    const auto& f = flags->undo;
+    CallResult r = CallApi(ctx, "POST", "/api/machineactions/" + UrlEncode(f.id) + "/undo",
+                           {{"Comment", f.comment}});
+    if ((exit_code = r.exit_code) != 0) return;
+    if (!PrintJsonIfAsked(ctx, r.body)) PrintActionLine(ctx, r.body);
+    if (f.wait) exit_code = WaitForAction(ctx, r.body["id"], f.wait_seconds);
   });
 
   actions->add_subcommand("types", "List the action types this server accepts")

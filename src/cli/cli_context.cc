@@ -146,4 +146,19 @@ int WaitForAction(CliContext& ctx, const std::string& action_id, int timeout_sec
   return kExitApiError;
 }
 
+void PrintActionLine(CliContext& ctx, const nlohmann::json& action) {
+  ctx.out << "action " << Field(action, "id") << ": " << Field(action, "type") << " "
+          << Field(action, "computerDnsName") << " is " << Field(action, "status") << "\n";
+}
+
+int RequestMachineAction(CliContext& ctx, const std::string& machine, const std::string& route,
+                         const nlohmann::json& body, bool wait, int wait_seconds) {
+  const std::string id = ResolveMachineId(ctx, machine);
+  if (id.empty()) return kExitApiError;
+  CallResult r = CallApi(ctx, "POST", "/api/machines/" + UrlEncode(id) + "/" + route, body);
+  if (r.exit_code != 0) return r.exit_code;
+  if (!PrintJsonIfAsked(ctx, r.body)) PrintActionLine(ctx, r.body);
+  return wait ? WaitForAction(ctx, r.body["id"], wait_seconds) : 0;
+}
+
 }  // namespace quell::cli

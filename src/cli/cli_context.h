@@ -60,6 +60,14 @@ std::string ResolveMachineId(CliContext& ctx, const std::string& id_or_name);
 // Returns 0 when it Succeeded, 1 otherwise.
 int WaitForAction(CliContext& ctx, const std::string& action_id, int timeout_seconds);
 
+// POST /api/machines/{id}/<route> with `body` for a machine given by id or name, prints the
+// MachineAction (one line, or JSON with --json) and, with `wait`, follows it to its end.
+// Returns the exit code.
+int RequestMachineAction(CliContext& ctx, const std::string& machine, const std::string& route,
+                         const nlohmann::json& body, bool wait, int wait_seconds);
+// The one-line form of a MachineAction: "action <id>: <type> <machine> is <status>".
+void PrintActionLine(CliContext& ctx, const nlohmann::json& action);
+
 // The string at `key` of a JSON object, or "-" when it is missing or not a string.
 std::string Field(const nlohmann::json& object, const char* key);
 
@@ -79,5 +87,8 @@ void AddAlertCommands(CLI::App& app, CliContext& ctx, int& exit_code);  // alert
 void AddScanCommands(CLI::App& app, CliContext& ctx, int& exit_code);  // scan_commands.cc
 // `quell machine restrict|unrestrict`; REQUIRES: AddMachineCommands ran first.
 void AddRestrictionCommands(CLI::App& app, CliContext& ctx, int& exit_code);  // restriction_commands.cc
+// `quell machine quarantine` and `quell file sightings|quarantine`; REQUIRES:
+// AddMachineCommands ran first.
+void AddQuarantineCommands(CLI::App& app, CliContext& ctx, int& exit_code);  // quarantine_commands.cc
 
 }  // namespace quell::cli

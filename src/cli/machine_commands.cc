@@ -8,23 +8,6 @@
 namespace quell::cli {
 namespace {
 
-void PrintAction(CliContext& ctx, const nlohmann::json& action) {
-  if (PrintJsonIfAsked(ctx, action)) return;
-  ctx.out << "action " << Field(action, "id") << ": " << Field(action, "type") << " "
-          << Field(action, "computerDnsName") << " is " << Field(action, "status") << "\n";
-}
-
-// Shared shape of isolate/release/...: POST the action, print it, optionally wait.
-int RequestAction(CliContext& ctx, const std::string& machine, const std::string& route,
-                  nlohmann::json body, bool wait, int wait_seconds) {
-  std::string id = ResolveMachineId(ctx, machine);
-  if (id.empty()) return kExitApiError;
-  CallResult r = CallApi(ctx, "POST", "/api/machines/" + UrlEncode(id) + "/" + route, body);
-  if (r.exit_code != 0) return r.exit_code;
-  PrintAction(ctx, r.body);
-  return wait ? WaitForAction(ctx, r.body["id"], wait_seconds) : 0;
-}
-
 // What CLI11 parses the options of these commands into.
 struct MachineCommandFlags {
   struct Action {
@@ -88,7 +71,7 @@ void AddMachineCommands(CLI::App& app, CliContext& ctx, int& exit_code) {
   iso->add_option("--wait-seconds", isolate.wait_seconds, "How long --wait waits")->capture_default_str();
   iso->callback([&ctx, &exit_code, flags] {
     const MachineCommandFlags::Action& f = flags->isolate;
-    exit_code = RequestAction(
+    exit_code = RequestMachineAction(
         ctx, f.machine, "isolate",
         {{"Comment", f.comment}, {"IsolationType", f.selective ? "Selective" : "Full"}}, f.wait,
         f.wait_seconds);
@@ -103,7 +86,7 @@ void AddMachineCommands(CLI::App& app, CliContext& ctx, int& exit_code) {
   rel->add_option("--wait-seconds", release.wait_seconds, "How long --wait waits")->capture_default_str();
   rel->callback([&ctx, &exit_code, flags] {
     const MachineCommandFlags::Action& f = flags->release;
-    exit_code = RequestAction(ctx, f.machine, "unisolate", {{"Comment", f.comment}}, f.wait,
+    exit_code = RequestMachineAction(ctx, f.machine, "unisolate", {{"Comment", f.comment}}, f.wait,
                               f.wait_seconds);
   });
 
@@ -114,7 +97,7 @@ void AddMachineCommands(CLI::App& app, CliContext& ctx, int& exit_code) {
   off->add_option("--comment,-c", offboard.comment, "Why (recorded in the audit log)")->required();
   off->callback([&ctx, &exit_code, flags] {
     const MachineCommandFlags::Action& f = flags->offboard;
-    exit_code = RequestAction(ctx, f.machine, "offboard", {{"Comment", f.comment}}, false, 0);
+    exit_code = RequestMachineAction(ctx, f.machine, "offboard", {{"Comment", f.comment}}, false, 0);
   });
 }
 

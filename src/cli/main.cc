@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/cli_context.h"
+#include "cli/indicator_commands.h"
 
 int main(int argc, char** argv) {
   quell::cli::CliContext ctx;
@@ -19,8 +20,10 @@ int main(int argc, char** argv) {
   quell::cli::AddMachineCommands(app, ctx, exit_code);
   quell::cli::AddScanCommands(app, ctx, exit_code);
   quell::cli::AddRestrictionCommands(app, ctx, exit_code);
+  quell::cli::AddQuarantineCommands(app, ctx, exit_code);
   quell::cli::AddActionCommands(app, ctx, exit_code);
   quell::cli::AddAlertCommands(app, ctx, exit_code);
+  quell::cli::AddIndicatorCommands(app, ctx, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -13,19 +13,6 @@ struct RestrictionFlags {
   int wait_seconds = 120;
 };
 
-int Request(CliContext& ctx, const RestrictionFlags& f, const std::string& route,
-            nlohmann::json body) {
-  const std::string id = ResolveMachineId(ctx, f.machine);
-  if (id.empty()) return kExitApiError;
-  CallResult r = CallApi(ctx, "POST", "/api/machines/" + UrlEncode(id) + "/" + route, body);
-  if (r.exit_code != 0) return r.exit_code;
-  if (!PrintJsonIfAsked(ctx, r.body)) {
-    ctx.out << "action " << Field(r.body, "id") << ": " << Field(r.body, "type") << " "
-            << Field(r.body, "computerDnsName") << " is " << Field(r.body, "status") << "\n";
-  }
-  return f.wait ? WaitForAction(ctx, r.body["id"], f.wait_seconds) : 0;
-}
-
 void AddFlags(CLI::App* cmd, RestrictionFlags& f) {
   cmd->add_option("machine", f.machine, "Machine id or computer name")->required();
   cmd->add_flag("--wait,-w", f.wait, "Wait until the action ends");
@@ -51,7 +38,8 @@ void AddRestrictionCommands(CLI::App& app, CliContext& ctx, int& exit_code) {
   res->callback([&ctx, &exit_code, restrict_flags] {
     nlohmann::json body = {{"Comment", restrict_flags->comment}};
     if (restrict_flags->audit) body["Mode"] = "Audit";
-    exit_code = Request(ctx, *restrict_flags, "restrictCodeExecution", body);
+    exit_code = RequestMachineAction(ctx, restrict_flags->machine, "restrictCodeExecution", body,
+                                     restrict_flags->wait, restrict_flags->wait_seconds);
   });
 
   auto* unres = machine->add_subcommand("unrestrict", "Let every program run again");
@@ -59,8 +47,9 @@ void AddRestrictionCommands(CLI::App& app, CliContext& ctx, int& exit_code) {
   unres->add_option("--comment,-c", unrestrict_flags->comment, "Why (recorded in the audit log)")
       ->capture_default_str();
   unres->callback([&ctx, &exit_code, unrestrict_flags] {
-    exit_code = Request(ctx, *unrestrict_flags, "unrestrictCodeExecution",
-                        {{"Comment", unrestrict_flags->comment}});
+    exit_code = RequestMachineAction(ctx, unrestrict_flags->machine, "unrestrictCodeExecution",
+                                     {{"Comment", unrestrict_flags->comment}},
+                                     unrestrict_flags->wait, unrestrict_flags->wait_seconds);
   });
 }
 

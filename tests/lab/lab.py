@@ -527,6 +527,8 @@ class Lab:
             "isolation": {"selective_allow": [], "watchdog_interval_seconds": 1},
             # A lab agent runs in its host's private mount namespace; refuse otherwise.
             "restriction": {"require_private_mount_namespace": True},
+            # systemctl in a lab host would reach the machine's own systemd: never call it.
+            "quarantine": {"use_systemctl": False},
             "log_level": "debug",
         }
         for k, v in extra.items():

@@ -4,8 +4,10 @@
 
 #include "agent/actions/diagnostic_noop.h"
 #include "agent/actions/isolate.h"
+#include "agent/actions/restore_quarantined_file.h"
 #include "agent/actions/restrict_execution.h"
 #include "agent/actions/run_antivirus_scan.h"
+#include "agent/actions/stop_and_quarantine_file.h"
 
 namespace quell::agent {
 
@@ -17,6 +19,10 @@ void RegisterBuiltinActions(ActionRegistry& registry, const BuiltinActionDeps& d
   }
   if (deps.scan != nullptr) {
     registry.Register(std::make_unique<RunAntiVirusScanAction>(*deps.scan, deps.detections));
+  }
+  if (deps.quarantine != nullptr) {
+    registry.Register(std::make_unique<StopAndQuarantineFileAction>(*deps.quarantine));
+    registry.Register(std::make_unique<RestoreQuarantinedFileAction>(*deps.quarantine));
   }
 }
 

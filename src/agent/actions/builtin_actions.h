@@ -4,6 +4,7 @@
 #include "agent/actions/action_registry.h"
 #include "agent/detect/detection.h"
 #include "agent/isolation/isolation_controller.h"
+#include "agent/quarantine/file_quarantine.h"
 #include "agent/restriction/restriction_controller.h"
 #include "agent/scan/scan_settings.h"
 
@@ -16,6 +17,8 @@ struct BuiltinActionDeps {
   DetectionSink* detections = nullptr;       // where detectors report; nullptr: none reported
   const scan::ScanSettings* scan = nullptr;  // nullptr: RunAntiVirusScan is not offered
   RestrictionController* restriction = nullptr;  // nullptr: RestrictCodeExecution not offered
+  // nullptr: StopAndQuarantineFile / RestoreQuarantinedFile are not offered
+  quarantine::FileQuarantine* quarantine = nullptr;
 };
 
 // Registers every built-in action, one line each.

@@ -7,7 +7,7 @@
 #include <condition_variable>
 #include <latch>
 
-#include "agent/state/test_temp_dir.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::agent {
 namespace {
@@ -119,7 +119,7 @@ class ActionExecutorTest : public ::testing::Test {
     executor_ = std::make_unique<ActionExecutor>(registry_, *journal_, sink_, clock_);
   }
 
-  testing::TempDir dir_;
+  quell::testing::TempDir dir_;
   FakeClock clock_;
   HoldControl control_;
   ActionRegistry registry_;

@@ -1,5 +1,6 @@
 #include "agent/app/agent.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -11,10 +12,18 @@
 #include "agent/channel/enrollment.h"
 #include "agent/channel/server_channel.h"
 #include "agent/detect/spooled_detection_sink.h"
+#include "agent/indicators/allowed_file_filter.h"
+#include "agent/indicators/indicator_enforcer.h"
+#include "agent/indicators/indicator_store.h"
+#include "agent/indicators/ip_blocklist.h"
+#include "agent/indicators/nft_runner.h"
 #include "agent/isolation/isolation_controller.h"
 #include "agent/platform/exec_gate_fanotify.h"
 #include "agent/platform/nftables_firewall.h"
+#include "agent/quarantine/file_quarantine.h"
+#include "agent/quarantine/remediation_queue.h"
 #include "agent/restriction/restriction_controller.h"
+#include "agent/sensors/executable_sightings.h"
 #include "agent/state/action_journal.h"
 #include "agent/state/identity_store.h"
 #include "agent/state/spool.h"
@@ -59,7 +68,11 @@ class ExecutorHandler final : public ServerChannel::Handler {
   void OnCancelAction(const quell::v1::CancelAction& cancel) override {
     executor->Cancel(cancel.action_id());
   }
+  void OnIndicatorDelta(const quell::v1::IndicatorDelta& delta) override {
+    if (on_indicator_delta) on_indicator_delta(delta);
+  }
   ActionExecutor* executor = nullptr;
+  std::function<void(const quell::v1::IndicatorDelta&)> on_indicator_delta;
 };
 
 void SleepFor(std::stop_token stop, std::chrono::milliseconds delay) {
@@ -78,8 +91,20 @@ struct Agent::Parts {
   std::unique_ptr<IsolationController> isolation;
   std::unique_ptr<Spool> spool;
   std::unique_ptr<SpooledDetectionSink> detections;  // before every detector that reports
+  std::unique_ptr<AllowedFileFilter> allowed_filter;  // in front of `detections`
+  std::unique_ptr<IndicatorStore> indicators;  // before everything that consults it
+  // Opened before the exec gate: it finishes interrupted operations, and the gate consults
+  // its quarantined hashes. nullptr when it could not be opened (logged; actions not offered).
+  std::unique_ptr<quarantine::FileQuarantine> quarantine;
+  std::unique_ptr<quarantine::RemediationQueue> remediation;  // BlockAndRemediate indicators
+  std::unique_ptr<LibNftRunner> indicator_nft;
+  std::unique_ptr<IpBlocklist> ip_blocklist;
   std::unique_ptr<FanotifyExecGate> exec_gate;
   std::unique_ptr<RestrictionController> restriction;  // answers the exec_gate's events
+  std::unique_ptr<IndicatorEnforcer> indicator_enforcer;  // drives restriction + ip_blocklist
+  // BlockAndRemediate: called (on the exec gate's thread; must only queue work) after an
+  // exec was denied by such an indicator. Unset: the file is only blocked, and that is logged.
+  std::function<void(const BlockedFile&)> remediate_file;
   std::unique_ptr<ActionJournal> journal;
   ActionRegistry registry;
   Identity identity;
@@ -90,7 +115,12 @@ struct Agent::Parts {
 
 Agent::Agent(AgentConfig config) : config_(std::move(config)), parts_(std::make_unique<Parts>()) {}
 
-Agent::~Agent() = default;
+Agent::~Agent() {
+  // The exec gate hands blocked files to the remediation queue, whose outcomes go out through
+  // the channel: stop the gate, then the queue, while everything they use still exists.
+  parts_->restriction.reset();
+  parts_->remediation.reset();
+}
 
 Status Agent::Run(std::stop_token stop) {
   Log()->info("quell-agent {} starting; server {}, state in {}", QUELL_VERSION, config_.server,
@@ -127,7 +157,10 @@ Status Agent::OpenState() {
   QUELL_ASSIGN_OR_RETURN(parts_->spool, Spool::Open(config_.state_dir + "/spool"));
   parts_->detections =
       std::make_unique<SpooledDetectionSink>(*parts_->spool, SystemClock::Instance());
+  QUELL_RETURN_IF_ERROR(RestoreIndicatorStore());
+  OpenQuarantine();
   RestoreRestriction();
+  RestoreIndicatorEnforcement();
   QUELL_ASSIGN_OR_RETURN(parts_->journal, ActionJournal::Open(config_.state_dir + "/actions",
                                                               SystemClock::Instance()));
   const auto retention = std::chrono::duration_cast<std::chrono::milliseconds>(kJournalRetention);
@@ -138,9 +171,10 @@ Status Agent::OpenState() {
   }
   RegisterBuiltinActions(parts_->registry,
                          BuiltinActionDeps{.isolation = parts_->isolation.get(),
-                                           .detections = parts_->detections.get(),
+                                           .detections = parts_->allowed_filter.get(),
                                            .scan = &config_.scan,
-                                           .restriction = parts_->restriction.get()});
+                                           .restriction = parts_->restriction.get(),
+                                           .quarantine = parts_->quarantine.get()});
   for (const ActionSpec* spec : parts_->registry.Specs()) {
     Log()->debug("action {} (undo: {}, risk {})", spec->type,
                  spec->undo_type.empty() ? "-" : spec->undo_type, spec->risk);
@@ -151,14 +185,88 @@ Status Agent::OpenState() {
   return Status::Ok();
 }
 
+void Agent::OpenQuarantine() {
+  const AgentConfig::Quarantine& q = config_.quarantine;
+  auto opened = quarantine::FileQuarantine::Open(
+      {.state_dir = config_.state_dir,
+       .root = q.root,
+       .proc_root = q.proc_root,
+       .use_systemctl = q.use_systemctl,
+       .search_quick_scan_locations = q.search_quick_scan_locations,
+       .max_file_bytes = q.max_file_bytes},
+      {.on_blocked_changed =
+           [this] {
+             // Quarantined hashes need the exec gate; the enforcer opens or closes it.
+             if (parts_->indicator_enforcer) (void)parts_->indicator_enforcer->Apply();
+           }});
+  if (!opened.ok()) {
+    Log()->error("quarantine unavailable (StopAndQuarantineFile will not be offered): {}",
+                 opened.status().ToString());
+    return;
+  }
+  parts_->quarantine = std::move(*opened);
+  parts_->remediation = std::make_unique<quarantine::RemediationQueue>(
+      *parts_->quarantine, SystemClock::Instance(),
+      [this](const quarantine::RemediationRequest& r, const Result<nlohmann::json>& outcome) {
+        quell::v1::AgentMessage notice;
+        auto* n = notice.mutable_notice();
+        n->set_kind("IndicatorRemediation");
+        n->set_time_unix_ms(SystemClock::Instance().Now());
+        if (outcome.ok()) {
+          n->set_message("BlockAndRemediate indicator " + r.indicator_id + ": " + r.path +
+                         " stopped and quarantined: " + outcome->dump());
+        } else {
+          n->set_message("BlockAndRemediate indicator " + r.indicator_id + ": " + r.path +
+                         " could not be quarantined: " + outcome.status().ToString());
+        }
+        Log()->warn("{}", n->message());
+        if (parts_->channel) {
+          if (Status s = parts_->channel->SendDurable(std::move(notice)); !s.ok()) {
+            Log()->error("cannot spool the remediation notice: {}", s.ToString());
+          }
+        }
+      });
+  parts_->remediate_file = [this](const BlockedFile& file) {
+    parts_->remediation->Enqueue(
+        {.sha256 = file.sha256, .path = file.path, .indicator_id = file.indicator.id});
+  };
+}
+
 void Agent::RestoreRestriction() {
   parts_->exec_gate = std::make_unique<FanotifyExecGate>();
+  IndicatorStore* store = parts_->indicators.get();
   parts_->restriction = std::make_unique<RestrictionController>(
-      *parts_->exec_gate, parts_->detections.get(),
+      *parts_->exec_gate, parts_->allowed_filter.get(),
       RestrictionOptions{
           .state_path = config_.state_dir + "/restriction.json",
           .allow_sha256 = config_.restriction.allow_sha256,
           .require_private_mount_namespace = config_.restriction.require_private_mount_namespace,
+          .match_file_indicator =
+              [store, q = parts_->quarantine.get()](const std::string& sha256,
+                                                    const std::string& sha1,
+                                                    const std::string& md5) {
+                std::optional<IndicatorMatch> m = store->MatchFile(sha256, sha1, md5);
+                if (m || q == nullptr || !q->Contains(sha256)) return m;
+                // A quarantined file stays blocked wherever a copy of it turns up.
+                return std::optional<IndicatorMatch>(IndicatorMatch{
+                    .id = "quarantine",
+                    .type = IndicatorType::kFileSha256,
+                    .value = sha256,
+                    .action = IndicatorAction::kBlock,
+                    .severity = "High",
+                    .title = "Execution of a quarantined file",
+                    .generate_alert = true});
+              },
+          .remediate =
+              [this](const BlockedFile& file) {
+                if (parts_->remediate_file) {
+                  parts_->remediate_file(file);
+                  return;
+                }
+                Log()->warn("BlockAndRemediate indicator {} blocked {}; no remediation is "
+                            "available in this agent, the file stays blocked",
+                            file.indicator.id, file.path);
+              },
       });
   // Before any connection, like isolation. Unlike isolation this does not stop the agent: a
   // restriction that cannot be re-applied leaves execution unrestricted, and staying online
@@ -167,6 +275,76 @@ void Agent::RestoreRestriction() {
     Log()->error("restore execution restriction: {}", s.ToString());
   }
   Log()->info("execution restriction: {}", RestrictionModeName(parts_->restriction->Current()));
+}
+
+Status Agent::RestoreIndicatorStore() {
+  QUELL_ASSIGN_OR_RETURN(parts_->indicators,
+                         IndicatorStore::Open({.dir = config_.state_dir + "/indicators"}));
+  IndicatorStore* store = parts_->indicators.get();
+  parts_->allowed_filter = std::make_unique<AllowedFileFilter>(
+      *parts_->detections,
+      [store](const std::string& sha256, const std::string& sha1, const std::string& md5) {
+        return store->MatchFile(sha256, sha1, md5);
+      });
+  return Status::Ok();
+}
+
+void Agent::RestoreIndicatorEnforcement() {
+  Parts& p = *parts_;
+  IndicatorStore* store = p.indicators.get();
+  if (auto nft = LibNftRunner::Create(); nft.ok()) {
+    p.indicator_nft = std::move(*nft);
+    p.ip_blocklist = std::make_unique<IpBlocklist>(
+        *p.indicator_nft, p.allowed_filter.get(),
+        IpBlocklistOptions{.indicator_for = [store](const std::string& cidr) {
+          std::optional<IndicatorMatch> m;
+          store->Read([&](const IndicatorSet& set) { m = set.FindIpRange(cidr); });
+          return m;
+        }});
+  } else {
+    Log()->error("IP indicators cannot be enforced: {}", nft.status().ToString());
+  }
+  p.indicator_enforcer = std::make_unique<IndicatorEnforcer>(
+      *store, IndicatorEnforcerOptions{
+                  .set_file_gate = [this](bool on) { return parts_->restriction->SetIndicatorGate(on); },
+                  .other_file_blocks =
+                      [q = p.quarantine.get()] { return q ? q->Sha256s().size() : size_t{0}; },
+                  .ip_blocklist = p.ip_blocklist.get(),
+              });
+  IndicatorEnforcer* enforcer = p.indicator_enforcer.get();
+  store->OnChange([enforcer] { (void)enforcer->Apply(); });
+  // Before any connection, like isolation and restriction; a failure is logged and retried
+  // by the maintenance tick rather than keeping the agent offline.
+  if (Status s = enforcer->Apply(); !s.ok()) Log()->error("indicator enforcement: {}", s.ToString());
+  Log()->info("indicators: version {} ({} active)", store->version(), store->size());
+}
+
+void Agent::OnIndicatorDelta(const quell::v1::IndicatorDelta& delta) {
+  Parts& p = *parts_;
+  auto outcome = p.indicators->Apply(delta);
+  if (!outcome.ok()) {
+    // Not acknowledged: the server resends after the next Hello, which carries the old version.
+    Log()->error("device={} cannot apply indicator delta {} -> {}: {}", p.identity.device_id,
+                 delta.from_version(), delta.to_version(), outcome.status().ToString());
+    return;
+  }
+  if (!outcome->complete && !outcome->out_of_sync) return;  // more chunks to come
+  if (outcome->complete) {
+    Log()->info("device={} indicators at version {} (+{} upserted, {} removed, {} rejected)",
+                p.identity.device_id, outcome->version, outcome->upserts, outcome->removals,
+                outcome->rejected);
+  }
+  quell::v1::AgentMessage ack;
+  ack.mutable_indicator_ack()->set_version(outcome->version);
+  p.channel->Send(std::move(ack));
+}
+
+void Agent::TickIndicators(std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    SleepFor(stop, std::chrono::seconds(1));
+    if (stop.stop_requested()) break;
+    parts_->indicator_enforcer->Tick();
+  }
 }
 
 Status Agent::LoadOrEnroll(std::stop_token stop) {
@@ -226,22 +404,51 @@ void Agent::Serve(std::stop_token stop) {
           .reconnect_max = std::chrono::milliseconds(config_.reconnect_max_ms),
           .inventory = [this] { return CollectInventory(config_.computer_name); },
           .running_action_ids = [this] { return parts_->executor->RunningIds(); },
+          .indicator_version =
+              [this] {
+                // A new session: a chunked transfer the last one cut off is resent whole.
+                parts_->indicators->AbortPartial();
+                return parts_->indicators->version();
+              },
       },
       *p.spool, p.handler);
   p.executor = std::make_unique<ActionExecutor>(p.registry, *p.journal, *p.channel,
                                                 SystemClock::Instance());
   p.handler.executor = p.executor.get();
+  p.handler.on_indicator_delta = [this](const quell::v1::IndicatorDelta& d) { OnIndicatorDelta(d); };
   // Detections spooled before now (offline, or before a restart) go with the session's spool
   // replay; from here on each one is also sent at once.
   p.detections->Attach(p.channel.get());
 
   {
     std::jthread watchdog([this](std::stop_token s) { WatchIsolation(s); });
+    std::jthread sightings([this](std::stop_token s) { ReportFileSightings(s); });
+    std::jthread indicators([this](std::stop_token s) { TickIndicators(s); });
     p.channel->Run(stop);
-  }  // the watchdog stops here
+  }  // the watchdog and the indicator tick stop here
   // Running actions are interrupted and will run again when redelivered after a restart.
   p.executor.reset();
   p.detections->Attach(nullptr);  // still spooled; sent after the next start
+}
+
+void Agent::ReportFileSightings(std::stop_token stop) {
+  if (config_.file_sightings_interval_seconds == 0) return;
+  const auto interval = std::chrono::seconds(config_.file_sightings_interval_seconds);
+  sensors::ExecutableSightings sightings({}, SystemClock::Instance());
+  while (!stop.stop_requested()) {
+    SleepFor(stop, interval);
+    // Only while the stream is up: what Collect returns counts as reported.
+    if (stop.stop_requested() || !parts_->channel->connected()) continue;
+    std::vector<quell::v1::FileSighting> due = sightings.Collect();
+    for (size_t i = 0; i < due.size(); i += 500) {
+      quell::v1::AgentMessage message;
+      auto* batch = message.mutable_file_sightings();
+      for (size_t j = i; j < std::min(due.size(), i + 500); ++j) {
+        *batch->add_sightings() = std::move(due[j]);
+      }
+      parts_->channel->Send(std::move(message));
+    }
+  }
 }
 
 void Agent::WatchIsolation(std::stop_token stop) {

@@ -5,10 +5,13 @@
 //   1. state dir (0700)
 //   2. firewall + isolation controller; Restore() the persisted isolation — BEFORE any network
 //      traffic, so a restarted or rebooted host is isolated again before it talks to anyone
-//   3. spool, detection sink, execution restriction (Restore() the persisted mode, also
-//      before any network traffic), action journal, action registry
+//   3. spool, detection sink, indicators (the persisted set), execution restriction
+//      (Restore() the persisted mode), indicator enforcement (exec gate for blocking hash
+//      indicators, the nftables IP blocklist) — all before any network traffic — then the
+//      action journal and the action registry
 //   4. enroll if there is no identity yet (retried with backoff until it succeeds or stop)
-//   5. serve: the Connect stream (reconnecting), action executor, isolation watchdog
+//   5. serve: the Connect stream (reconnecting), action executor, isolation watchdog,
+//      indicator tick (expiry, IP hit counters)
 #pragma once
 
 #include <memory>
@@ -16,6 +19,7 @@
 
 #include "agent/app/agent_config.h"
 #include "common/status.h"
+#include "quell/v1/agent.pb.h"
 
 namespace quell::agent {
 
@@ -32,10 +36,16 @@ class Agent {
   Status PrepareStateDir();
   Status RestoreIsolation();
   Status OpenState();
+  void OpenQuarantine();      // called by OpenState before RestoreRestriction
   void RestoreRestriction();  // called by OpenState once the detection sink exists
+  Status RestoreIndicatorStore();       // before RestoreRestriction (the gate consults it)
+  void RestoreIndicatorEnforcement();   // after RestoreRestriction (it drives the gate)
+  void OnIndicatorDelta(const quell::v1::IndicatorDelta& delta);  // channel reader thread
+  void TickIndicators(std::stop_token stop);
   Status LoadOrEnroll(std::stop_token stop);
   void Serve(std::stop_token stop);
   void WatchIsolation(std::stop_token stop);
+  void ReportFileSightings(std::stop_token stop);
 
   const AgentConfig config_;
   std::unique_ptr<Parts> parts_;

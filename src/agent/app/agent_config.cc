@@ -187,6 +187,11 @@ AgentConfigLoad ParseAgentConfig(std::string_view yaml, const std::string& file_
                [&](const YAML::Node& n) {
                  r.Uint(n, "heartbeat_interval_seconds", 1, 3600, c.heartbeat_interval_seconds);
                }},
+              {"file_sightings_interval_seconds",
+               [&](const YAML::Node& n) {
+                 r.Uint(n, "file_sightings_interval_seconds", 0, 86'400,
+                        c.file_sightings_interval_seconds);
+               }},
               {"reconnect_initial_ms",
                [&](const YAML::Node& n) {
                  r.Uint(n, "reconnect_initial_ms", 1, 60'000, c.reconnect_initial_ms);
@@ -245,6 +250,42 @@ AgentConfigLoad ParseAgentConfig(std::string_view yaml, const std::string& file_
                                     m, "restriction.require_private_mount_namespace must be true or false");
                               }
                               c.restriction.require_private_mount_namespace = m.Scalar() == "true";
+                            }},
+                       });
+               }},
+              {"quarantine",
+               [&](const YAML::Node& n) {
+                 auto boolean = [&](const YAML::Node& m, const std::string& key, bool& out) {
+                   if (!m.IsScalar() || (m.Scalar() != "true" && m.Scalar() != "false")) {
+                     return r.Problem(m, key + " must be true or false");
+                   }
+                   out = m.Scalar() == "true";
+                 };
+                 auto absolute = [&](const YAML::Node& m, const std::string& key, std::string& out) {
+                   r.String(m, key, out);
+                   if (m.IsScalar() && !out.starts_with('/')) r.Problem(m, key + " must be an absolute path");
+                 };
+                 r.Map(n, "quarantine.",
+                       {
+                           {"root",
+                            [&](const YAML::Node& m) { absolute(m, "quarantine.root", c.quarantine.root); }},
+                           {"proc_root",
+                            [&](const YAML::Node& m) {
+                              absolute(m, "quarantine.proc_root", c.quarantine.proc_root);
+                            }},
+                           {"use_systemctl",
+                            [&](const YAML::Node& m) {
+                              boolean(m, "quarantine.use_systemctl", c.quarantine.use_systemctl);
+                            }},
+                           {"search_quick_scan_locations",
+                            [&](const YAML::Node& m) {
+                              boolean(m, "quarantine.search_quick_scan_locations",
+                                      c.quarantine.search_quick_scan_locations);
+                            }},
+                           {"max_file_bytes",
+                            [&](const YAML::Node& m) {
+                              r.Uint64(m, "quarantine.max_file_bytes", 1, 1ull << 40,
+                                       c.quarantine.max_file_bytes);
                             }},
                        });
                }},

@@ -28,6 +28,9 @@ struct AgentConfig {
   std::string state_dir = "/var/lib/quell-agent";
   std::string computer_name;  // empty: the host name (gethostname)
   uint32_t heartbeat_interval_seconds = 30;
+  // Seconds between looks at the executables of running processes, whose hashes are reported
+  // to the server (where a file lives, for fleet-wide actions); 0 turns the reports off.
+  uint32_t file_sightings_interval_seconds = 60;
   uint32_t reconnect_initial_ms = 500;
   uint32_t reconnect_max_ms = 30'000;
   struct Isolation {
@@ -48,6 +51,20 @@ struct AgentConfig {
     // lab sets it true so a lab agent can never restrict the machine running the tests.
     bool require_private_mount_namespace = false;
   } restriction;
+  // Stop and quarantine file (StopAndQuarantineFile / RestoreQuarantinedFile); see
+  // docs/operations.md "Quarantine". The vault and its journal live in <state_dir>/quarantine.
+  struct Quarantine {
+    // Files and persistence locations (cron, systemd, profiles, ...) are looked up under this
+    // root: "/" on a real host.
+    std::string root = "/";
+    std::string proc_root = "/proc";  // where running processes are read
+    // Whether systemctl is called (stop/disable/daemon-reload, start on restore). false in
+    // labs: there systemctl would talk to the real machine's systemd.
+    bool use_systemctl = true;
+    // Also look for the hash in the quick-scan locations (temp dirs, homes, persistence).
+    bool search_quick_scan_locations = true;
+    uint64_t max_file_bytes = 1ull << 30;  // larger candidate files are not hashed
+  } quarantine;
   std::string log_level = "info";
 };
 

@@ -5,7 +5,7 @@
 
 #include <fstream>
 
-#include "agent/state/test_temp_dir.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::agent {
 namespace {
@@ -126,7 +126,7 @@ TEST(AgentConfigTest, MalformedYamlPointsAtTheLine) {
 }
 
 TEST(AgentConfigTest, LoadFromFileNamesTheFileInErrors) {
-  testing::TempDir dir;
+  quell::testing::TempDir dir;
   std::ofstream(dir / "agent.yaml") << "server: s:1\nca_cert: /c\nbogus: 1\n";
   auto config = LoadAgentConfig(dir / "agent.yaml");
   ASSERT_FALSE(config.ok());
@@ -142,11 +142,18 @@ TEST(AgentConfigTest, ShippedExampleLoadsAndDocumentsTheDefaults) {
   EXPECT_EQ(config->state_dir, defaults.state_dir);
   EXPECT_EQ(config->computer_name, defaults.computer_name);
   EXPECT_EQ(config->heartbeat_interval_seconds, defaults.heartbeat_interval_seconds);
+  EXPECT_EQ(config->file_sightings_interval_seconds, defaults.file_sightings_interval_seconds);
   EXPECT_EQ(config->reconnect_initial_ms, defaults.reconnect_initial_ms);
   EXPECT_EQ(config->reconnect_max_ms, defaults.reconnect_max_ms);
   EXPECT_EQ(config->isolation.watchdog_interval_seconds,
             defaults.isolation.watchdog_interval_seconds);
   EXPECT_EQ(config->log_level, defaults.log_level);
+  EXPECT_EQ(config->quarantine.root, defaults.quarantine.root);
+  EXPECT_EQ(config->quarantine.proc_root, defaults.quarantine.proc_root);
+  EXPECT_EQ(config->quarantine.use_systemctl, defaults.quarantine.use_systemctl);
+  EXPECT_EQ(config->quarantine.search_quick_scan_locations,
+            defaults.quarantine.search_quick_scan_locations);
+  EXPECT_EQ(config->quarantine.max_file_bytes, defaults.quarantine.max_file_bytes);
   EXPECT_EQ(config->scan.clamav_database_dirs,
             (std::vector<std::string>{"/var/lib/clamav", defaults.state_dir + "/signatures"}));
   EXPECT_EQ(config->scan.yara_rule_dirs, defaults.scan.yara_rule_dirs);
@@ -159,6 +166,37 @@ TEST(AgentConfigTest, ShippedExampleLoadsAndDocumentsTheDefaults) {
   EXPECT_EQ(config->scan.quick_scan_root, defaults.scan.quick_scan_root);
   EXPECT_EQ(config->scan.quick_scan_processes, defaults.scan.quick_scan_processes);
   EXPECT_EQ(config->scan.cache_path, defaults.state_dir + "/scan-cache");
+}
+
+TEST(AgentConfigTest, QuarantineSection) {
+  auto load = ParseAgentConfig(R"(server: s:1
+ca_cert: /ca.pem
+quarantine:
+  root: /srv/lab
+  use_systemctl: false
+  search_quick_scan_locations: false
+  max_file_bytes: 1024
+)",
+                               "agent.yaml");
+  ASSERT_TRUE(load.ok()) << load.ProblemsText();
+  EXPECT_EQ(load.config.quarantine.root, "/srv/lab");
+  EXPECT_EQ(load.config.quarantine.proc_root, "/proc");
+  EXPECT_FALSE(load.config.quarantine.use_systemctl);
+  EXPECT_FALSE(load.config.quarantine.search_quick_scan_locations);
+  EXPECT_EQ(load.config.quarantine.max_file_bytes, 1024u);
+
+  auto bad = ParseAgentConfig(R"(server: s:1
+ca_cert: /ca.pem
+quarantine:
+  root: relative
+  use_systemctl: maybe
+  vault: x
+)",
+                              "agent.yaml");
+  EXPECT_EQ(bad.ProblemsText(),
+            "agent.yaml:4: quarantine.root must be an absolute path\n"
+            "agent.yaml:5: quarantine.use_systemctl must be true or false\n"
+            "agent.yaml:6: unknown key quarantine.vault");
 }
 
 TEST(AgentConfigTest, SplitHostPort) {

@@ -71,6 +71,9 @@ grpc::Status ServerChannel::RunSession(std::stop_token stop) {
   if (options_.running_action_ids) {
     for (auto& id : options_.running_action_ids()) hello.mutable_hello()->add_running_action_ids(id);
   }
+  if (options_.indicator_version) {
+    hello.mutable_hello()->set_indicator_version(options_.indicator_version());
+  }
   {
     // Hello, then the spool, under the write lock: a durable message appended meanwhile either
     // is in this snapshot or is written after it by SendDurable; both orders are fine, the
@@ -138,7 +141,9 @@ void ServerChannel::Dispatch(const quell::v1::ServerMessage& message) {
                      message.update_ack().sequence(), s.ToString());
       }
       break;
-    case quell::v1::ServerMessage::kIndicatorDelta:  // indicators are not applied yet
+    case quell::v1::ServerMessage::kIndicatorDelta:
+      handler_.OnIndicatorDelta(message.indicator_delta());
+      break;
     case quell::v1::ServerMessage::BODY_NOT_SET:
       Log()->warn("device={} ignoring a server message this agent does not understand", device);
       break;

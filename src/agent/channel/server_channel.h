@@ -38,6 +38,9 @@ class ServerChannel final : public MessageSink {
     virtual ~Handler() = default;
     virtual void OnActionRequest(const quell::v1::ActionRequest& request) = 0;
     virtual void OnCancelAction(const quell::v1::CancelAction& cancel) = 0;
+    // One IndicatorDelta message (possibly one chunk of several). The handler applies and
+    // persists it, then acknowledges through Send (AgentMessage.indicator_ack).
+    virtual void OnIndicatorDelta(const quell::v1::IndicatorDelta& /*delta*/) {}
   };
 
   struct Options {
@@ -50,6 +53,10 @@ class ServerChannel final : public MessageSink {
     const Clock* clock = &SystemClock::Instance();
     std::function<quell::v1::Inventory()> inventory;
     std::function<std::vector<std::string>()> running_action_ids;
+    // The applied indicator version for the Hello (Hello.indicator_version); called on the
+    // reader thread at the start of every session, before the Hello is sent, so it also
+    // marks the point where a transfer cut off by the previous session is dropped.
+    std::function<uint64_t()> indicator_version;
   };
 
   // `spool` and `handler` must outlive this object.

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "agent/channel/enrollment.h"
-#include "agent/state/test_temp_dir.h"
+#include "common/testing/temp_dir.h"
 #include "common/pki.h"
 #include "quell/v1/agent.grpc.pb.h"
 
@@ -137,6 +137,14 @@ class RecordingHandler final : public ServerChannel::Handler {
     requests_.push_back(request.action_id());
   }
   void OnCancelAction(const quell::v1::CancelAction&) override {}
+  void OnIndicatorDelta(const quell::v1::IndicatorDelta& delta) override {
+    std::lock_guard lock(mu_);
+    delta_versions_.push_back(delta.to_version());
+  }
+  std::vector<uint64_t> delta_versions() {
+    std::lock_guard lock(mu_);
+    return delta_versions_;
+  }
   std::vector<std::string> requests() {
     std::lock_guard lock(mu_);
     return requests_;
@@ -145,6 +153,7 @@ class RecordingHandler final : public ServerChannel::Handler {
  private:
   std::mutex mu_;
   std::vector<std::string> requests_;
+  std::vector<uint64_t> delta_versions_;
 };
 
 quell::v1::AgentMessage Final(const std::string& id) {
@@ -193,7 +202,7 @@ TEST_F(ServerChannelTest, EnrollsOnlyWithAGoodTokenAndOnlyWithThePinnedServer) {
 }
 
 TEST_F(ServerChannelTest, DeliversSpoolAcrossAServerRestartAndStopsPromptly) {
-  testing::TempDir dir;
+  quell::testing::TempDir dir;
   auto identity = Enroll(endpoint_, "good-token", quell::v1::Inventory());
   ASSERT_TRUE(identity.ok()) << identity.status().ToString();
   auto spool = Spool::Open(dir.path()).value();
@@ -212,7 +221,8 @@ TEST_F(ServerChannelTest, DeliversSpoolAcrossAServerRestartAndStopsPromptly) {
              inv.set_hostname("victim-1");
              return inv;
            },
-       .running_action_ids = [] { return std::vector<std::string>{"still-running"}; }},
+       .running_action_ids = [] { return std::vector<std::string>{"still-running"}; },
+       .indicator_version = [] { return uint64_t{41}; }},
       *spool, handler);
   std::jthread agent([&](std::stop_token stop) { channel.Run(stop); });
 
@@ -221,6 +231,7 @@ TEST_F(ServerChannelTest, DeliversSpoolAcrossAServerRestartAndStopsPromptly) {
   ASSERT_EQ(gateway_->hellos().size(), 1u);
   EXPECT_EQ(gateway_->hellos()[0].inventory().hostname(), "victim-1");
   EXPECT_THAT(gateway_->hellos()[0].running_action_ids(), ::testing::ElementsAre("still-running"));
+  EXPECT_EQ(gateway_->hellos()[0].indicator_version(), 41u);
   ASSERT_TRUE(Eventually([&] { return spool->size() == 0; }));
   EXPECT_THAT(gateway_->update_ids(), ::testing::ElementsAre("done-while-offline"));
 
@@ -230,6 +241,11 @@ TEST_F(ServerChannelTest, DeliversSpoolAcrossAServerRestartAndStopsPromptly) {
   request.mutable_action_request()->set_type("DiagnosticNoop");
   ASSERT_TRUE(gateway_->Push(request));
   ASSERT_TRUE(Eventually([&] { return handler.requests().size() == 1; }));
+  quell::v1::ServerMessage delta;
+  delta.mutable_indicator_delta()->set_from_version(41);
+  delta.mutable_indicator_delta()->set_to_version(42);
+  ASSERT_TRUE(gateway_->Push(delta));
+  ASSERT_TRUE(Eventually([&] { return handler.delta_versions() == std::vector<uint64_t>{42}; }));
   ASSERT_TRUE(Eventually([&] { return gateway_->heartbeats() >= 1; }, 5s));
 
   // The server goes away; a result produced meanwhile is spooled, not lost.
@@ -254,7 +270,7 @@ TEST_F(ServerChannelTest, DeliversSpoolAcrossAServerRestartAndStopsPromptly) {
 }
 
 TEST_F(ServerChannelTest, ADeviceWithoutACertificateTheServerTrustsIsRefused) {
-  testing::TempDir dir;
+  quell::testing::TempDir dir;
   auto spool = Spool::Open(dir.path()).value();
   // A certificate from another CA: the TLS handshake fails, the agent keeps retrying.
   auto rogue_ca = pki::CreateCertificateAuthority("rogue", 30).value();

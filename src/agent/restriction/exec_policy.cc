@@ -1,23 +1,14 @@
 #include "agent/restriction/exec_policy.h"
 
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <memory>
 
+#include "common/hash.h"
+
 namespace quell::agent {
 namespace {
-
-std::string Hex(const unsigned char* p, unsigned n) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out(n * 2, '0');
-  for (unsigned i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 15];
-  }
-  return out;
-}
 
 std::string FdPath(int fd) {
   char buf[4096];
@@ -26,8 +17,6 @@ std::string FdPath(int fd) {
   if (n <= 0) return {};
   return std::string(buf, static_cast<size_t>(n));
 }
-
-using MdCtx = std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)>;
 
 }  // namespace
 
@@ -52,32 +41,9 @@ Result<FileKey> KeyOfFd(int fd) {
 }
 
 Result<FileDigests> DigestFd(int fd) {
-  MdCtx sha(EVP_MD_CTX_new(), EVP_MD_CTX_free), md5(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!sha || !md5 || EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr) != 1 ||
-      EVP_DigestInit_ex(md5.get(), EVP_md5(), nullptr) != 1) {
-    return Internal("cannot initialise digests");
-  }
-  std::unique_ptr<char[]> buf(new char[1 << 16]);
-  off_t offset = 0;
-  for (;;) {
-    ssize_t n = pread(fd, buf.get(), 1 << 16, offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("pread");
-    }
-    if (n == 0) break;
-    EVP_DigestUpdate(sha.get(), buf.get(), static_cast<size_t>(n));
-    EVP_DigestUpdate(md5.get(), buf.get(), static_cast<size_t>(n));
-    offset += n;
-  }
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  FileDigests d;
-  EVP_DigestFinal_ex(sha.get(), out, &len);
-  d.sha256 = Hex(out, len);
-  EVP_DigestFinal_ex(md5.get(), out, &len);
-  d.md5 = Hex(out, len);
-  return d;
+  QUELL_ASSIGN_OR_RETURN(FileHashes h, HashFd(fd));
+  return FileDigests{.sha256 = std::move(h.sha256), .sha1 = std::move(h.sha1),
+                     .md5 = std::move(h.md5)};
 }
 
 std::optional<std::string> NormaliseSha256(std::string_view text) {
@@ -142,6 +108,8 @@ ExecVerdict ExecPolicy::Decide(int fd, const FileKey& key, Status& error) {
   }
   ++counters_.hashed;
   v.sha256 = digests->sha256;
+  v.sha1 = digests->sha1;
+  v.md5 = digests->md5;
   if (!options_.self_sha256.empty() && v.sha256 == options_.self_sha256) {
     v.approved = true;
     v.reason = "agent";

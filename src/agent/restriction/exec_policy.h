@@ -32,9 +32,10 @@ struct FileKeyHash {
   size_t operator()(const FileKey& k) const;
 };
 
-// SHA-256 and MD5 of everything readable through `fd` (pread, offset untouched), in one pass.
+// SHA-256, SHA-1 and MD5 of everything readable through `fd` (pread, offset untouched), in
+// one pass (SHA-1 for file indicators).
 struct FileDigests {
-  std::string sha256, md5;  // lowercase hex
+  std::string sha256, sha1, md5;  // lowercase hex
 };
 Result<FileDigests> DigestFd(int fd);
 
@@ -46,6 +47,7 @@ struct ExecVerdict {
                         // "modified package file" | "too large to verify"
   std::string path;     // as the kernel names the open file
   std::string sha256;   // empty when not computed (agent binary by key)
+  std::string sha1, md5;  // computed with sha256 (file indicators match on any of them)
   std::string package;  // owning package, also when modified
   int64_t size = 0;
   bool cached = false;  // answered from the cache

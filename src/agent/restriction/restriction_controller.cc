@@ -136,7 +136,8 @@ RestrictionController::RestrictionController(ExecGate& gate, DetectionSink* sink
 
 RestrictionController::~RestrictionController() {
   std::lock_guard lock(mutex_);
-  Disable();
+  mode_ = RestrictionMode::kNone;
+  if (gate_open_) CloseGate();
 }
 
 UnixMillis RestrictionController::Now() const {
@@ -168,26 +169,36 @@ Status RestrictionController::MarkMounts() {
   return Status::Ok();
 }
 
-Status RestrictionController::Enable(RestrictionMode mode) {
-  if (options_.require_private_mount_namespace) {
-    Result<bool> shared = options_.in_initial_mount_namespace();
-    if (!shared.ok()) {
-      return FailedPrecondition("restriction.require_private_mount_namespace is set and the "
-                                "mount namespace cannot be checked: " +
-                                shared.status().message());
-    }
-    if (*shared) {
-      return FailedPrecondition(
-          "restriction.require_private_mount_namespace is set but the agent runs in the "
-          "initial mount namespace (/proc/self/ns/mnt == /proc/1/ns/mnt); refusing to "
-          "restrict execution on this machine's own mounts");
-    }
+Status RestrictionController::CheckNamespace() const {
+  if (!options_.require_private_mount_namespace) return Status::Ok();
+  Result<bool> shared = options_.in_initial_mount_namespace();
+  if (!shared.ok()) {
+    return FailedPrecondition("restriction.require_private_mount_namespace is set and the "
+                              "mount namespace cannot be checked: " +
+                              shared.status().message());
   }
-  const auto load_start = std::chrono::steady_clock::now();
-  QUELL_ASSIGN_OR_RETURN(PackageIndex packages, PackageIndex::Load(options_.dpkg_info_dir));
-  Log()->info("package index: {} files in {} ms", packages.size(),
-              std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::steady_clock::now() - load_start).count());
+  if (*shared) {
+    return FailedPrecondition(
+        "restriction.require_private_mount_namespace is set but the agent runs in the "
+        "initial mount namespace (/proc/self/ns/mnt == /proc/1/ns/mnt); refusing to "
+        "guard execution on this machine's own mounts");
+  }
+  return Status::Ok();
+}
+
+void RestrictionController::StartWorker() {
+  worker_ = std::jthread([this](std::stop_token stop) { Loop(stop); });
+}
+
+void RestrictionController::StopWorker() {
+  if (worker_.joinable()) {
+    worker_.request_stop();
+    worker_.join();
+  }
+}
+
+Status RestrictionController::OpenGate(PackageIndex packages) {
+  QUELL_RETURN_IF_ERROR(CheckNamespace());
   ExecPolicyOptions popts{.allow_sha256 = options_.allow_sha256};
   if (int fd = open(options_.self_exe.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
     if (auto key = KeyOfFd(fd); key.ok()) popts.self_key = *key;
@@ -196,23 +207,69 @@ Status RestrictionController::Enable(RestrictionMode mode) {
   }
   policy_ = std::make_unique<ExecPolicy>(std::move(packages), std::move(popts));
   QUELL_RETURN_IF_ERROR(gate_.Open().WithContext("opening the exec gate"));
-  mode_ = mode;
+  gate_open_ = true;
   // The worker answers before the marks exist, so no exec waits on a thread not yet running.
-  worker_ = std::jthread([this](std::stop_token stop) { Loop(stop); });
+  StartWorker();
   if (Status s = MarkMounts(); !s.ok()) {
-    Disable();
+    CloseGate();
+    return s;
+  }
+  return Status::Ok();
+}
+
+void RestrictionController::CloseGate() {
+  StopWorker();
+  gate_.Close();  // releases every waiter the worker did not answer
+  gate_open_ = false;
+}
+
+Status RestrictionController::Enable(RestrictionMode mode) {
+  QUELL_RETURN_IF_ERROR(CheckNamespace());
+  const auto load_start = std::chrono::steady_clock::now();
+  QUELL_ASSIGN_OR_RETURN(PackageIndex packages, PackageIndex::Load(options_.dpkg_info_dir));
+  Log()->info("package index: {} files in {} ms", packages.size(),
+              std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - load_start).count());
+  if (gate_open_) {
+    // Open for indicators only: the pending execs wait in the kernel queue while the worker
+    // is swapped, and the new worker answers them.
+    StopWorker();
+    policy_->ReplacePackages(std::move(packages));
+    mode_ = mode;
+    StartWorker();
+    return Status::Ok();
+  }
+  mode_ = mode;
+  if (Status s = OpenGate(std::move(packages)); !s.ok()) {
+    mode_ = RestrictionMode::kNone;
     return s;
   }
   return Status::Ok();
 }
 
 void RestrictionController::Disable() {
-  if (worker_.joinable()) {
-    worker_.request_stop();
-    worker_.join();
-  }
-  gate_.Close();  // releases every waiter the worker did not answer
   mode_ = RestrictionMode::kNone;
+  if (gate_open_ && !indicator_gate_) CloseGate();
+}
+
+Status RestrictionController::SetIndicatorGate(bool on) {
+  std::lock_guard lock(mutex_);
+  if (on == indicator_gate_) return Status::Ok();
+  if (on && !gate_open_) {
+    QUELL_RETURN_IF_ERROR(OpenGate(PackageIndex()));
+    Log()->info("exec gate open for file indicators (execution not restricted)");
+  }
+  indicator_gate_ = on;
+  if (!on && gate_open_ && mode_.load() == RestrictionMode::kNone) {
+    CloseGate();
+    Log()->info("exec gate closed: no blocking file indicators and no restriction");
+  }
+  return Status::Ok();
+}
+
+bool RestrictionController::GateOpen() const {
+  std::lock_guard lock(mutex_);
+  return gate_open_;
 }
 
 Status RestrictionController::Restore() {
@@ -327,38 +384,105 @@ void RestrictionController::Handle(const ExecRequest& request) {
     }
     return;
   }
-  allow = verdict->approved || mode != RestrictionMode::kEnforce;
+  std::optional<IndicatorMatch> indicator;
+  if (options_.match_file_indicator && !verdict->sha256.empty()) {
+    indicator = options_.match_file_indicator(verdict->sha256, verdict->sha1, verdict->md5);
+  }
+  const bool restricted = mode != RestrictionMode::kNone;
+  bool approved = verdict->approved || !restricted;
+  bool indicator_block = false;
+  if (indicator) {
+    switch (indicator->action) {
+      case IndicatorAction::kAllowed:
+        approved = true;  // runs under restriction too
+        break;
+      case IndicatorAction::kBlock:
+      case IndicatorAction::kBlockAndRemediate:
+        indicator_block = true;
+        break;
+      case IndicatorAction::kAudit:
+        break;
+    }
+  }
+  allow = !indicator_block && (approved || mode != RestrictionMode::kEnforce);
   // Evidence is collected while the process still waits in execve.
-  if (!verdict->approved) Report(*verdict, request.pid, !allow);
+  if (indicator && indicator->action != IndicatorAction::kAllowed && indicator->generate_alert) {
+    ReportIndicator(*verdict, *indicator, request.pid, indicator_block);
+  }
+  if (!indicator_block && !approved) Report(*verdict, request.pid, !allow);
   {
     // Counted before answering, so whoever sees the exec's outcome also sees the count.
     std::lock_guard lock(stats_mutex_);
     if (verdict->cached) ++stats_.cache_hits;
-    if (verdict->approved) ++stats_.allowed;
-    else if (allow) ++stats_.audited;
-    else ++stats_.denied;
+    if (indicator) {
+      if (indicator_block) ++stats_.indicator_blocked;
+      else if (indicator->action == IndicatorAction::kAudit) ++stats_.indicator_audited;
+      else ++stats_.indicator_allowed;
+    }
+    if (!allow) ++stats_.denied;
+    else if (approved) ++stats_.allowed;
+    else ++stats_.audited;
   }
   if (Status s = gate_.Respond(request, allow); !s.ok()) {
     std::lock_guard lock(stats_mutex_);
     ++stats_.respond_errors;
   }
+  if (indicator_block && indicator->action == IndicatorAction::kBlockAndRemediate &&
+      options_.remediate) {
+    options_.remediate(BlockedFile{.path = verdict->path,
+                                   .sha256 = verdict->sha256,
+                                   .sha1 = verdict->sha1,
+                                   .md5 = verdict->md5,
+                                   .pid = request.pid,
+                                   .indicator = *indicator});
+  }
 }
 
-void RestrictionController::Report(const ExecVerdict& v, pid_t pid, bool blocked) {
-  const UnixMillis now = Now();
-  Log()->warn("{} exec of {} (sha256 {}, {}) by pid {}", blocked ? "blocked" : "audit: would block",
-              v.path, v.sha256.empty() ? "-" : v.sha256, v.reason, pid);
-  const std::string key = v.sha256.empty() ? v.path : v.sha256;
+bool RestrictionController::Suppressed(const std::string& key, UnixMillis now) {
   if (auto it = last_report_.find(key);
       it != last_report_.end() && now - it->second < options_.report_suppression.count()) {
     std::lock_guard lock(stats_mutex_);
     ++stats_.reports_suppressed;
-    return;
+    return true;
   }
   last_report_[key] = now;
   if (last_report_.size() > 4096) last_report_.clear();
-  if (sink_ == nullptr) return;
+  return false;
+}
 
+void RestrictionController::ReportIndicator(const ExecVerdict& v, const IndicatorMatch& m,
+                                            pid_t pid, bool blocked) {
+  const UnixMillis now = Now();
+  Log()->warn("{} exec of {} (sha256 {}) by pid {}: indicator {} ({} {})",
+              blocked ? "blocked" : "audit:", v.path, v.sha256, pid, m.id,
+              IndicatorTypeName(m.type), IndicatorActionName(m.action));
+  if (Suppressed("indicator:" + m.id + ":" + v.sha256, now) || sink_ == nullptr) return;
+  const std::string name = m.title.empty() ? "indicator " + m.id : m.title;
+  Detection d;
+  d.detector_id = std::string(kFileIndicatorDetector);
+  d.title = (blocked ? "Execution blocked by indicator: " : "File indicator matched: ") +
+            BaseName(v.path);
+  d.description = "Execution of " + v.path + " (pid " + std::to_string(pid) + ") " +
+                  (blocked ? "was denied" : "was allowed and reported") + ": its " +
+                  std::string(IndicatorTypeName(m.type)) + " " + m.value +
+                  " matches the custom indicator '" + name + "' (id " + m.id + ", action " +
+                  std::string(IndicatorActionName(m.action)) + ").";
+  d.severity = m.severity.empty() ? "Medium" : m.severity;
+  d.category = "Malware";
+  d.detection_source = "CustomTi";
+  d.threat_name = name;
+  d.mitre_techniques = {"T1204.002"};
+  d.time = now;
+  d.evidence = Evidence(v, pid, blocked, "policyViolator", "malicious");
+  d.dedup_key = std::string(kFileIndicatorDetector) + ":" + m.id + ":" + v.sha256;
+  sink_->Report(std::move(d));
+  std::lock_guard lock(stats_mutex_);
+  ++stats_.reports;
+}
+
+nlohmann::json RestrictionController::Evidence(const ExecVerdict& v, pid_t pid, bool blocked,
+                                               const std::string& role,
+                                               const std::string& verdict) const {
   nlohmann::json proc = options_.describe_process(pid);
   const pid_t ppid = proc.value("ppid", 0);
   nlohmann::json parent = ppid > 0 ? options_.describe_process(ppid) : nlohmann::json::object();
@@ -373,13 +497,15 @@ void RestrictionController::Report(const ExecVerdict& v, pid_t pid, bool blocked
                                  {"sha256", v.sha256},
                                  {"fileSize", v.size},
                                  {"fileOwner", owner}};
+  if (!v.sha1.empty()) file_details["sha1"] = v.sha1;
+  if (!v.md5.empty()) file_details["md5"] = v.md5;
   if (!v.package.empty()) file_details["package"] = v.package;
   const std::string exe = proc.value("exe", "");
   const std::string parent_exe = parent.value("exe", "");
   nlohmann::json evidence = nlohmann::json::array();
   evidence.push_back({{"@odata.type", "#microsoft.graph.security.fileEvidence"},
-                      {"roles", {"policyViolator"}},
-                      {"verdict", "suspicious"},
+                      {"roles", {role}},
+                      {"verdict", verdict},
                       {"remediationStatus", blocked ? "blocked" : "none"},
                       {"detectionStatus", status},
                       {"fileDetails", file_details}});
@@ -401,6 +527,19 @@ void RestrictionController::Report(const ExecVerdict& v, pid_t pid, bool blocked
                       {"verdict", "unknown"},
                       {"remediationStatus", "none"},
                       {"userAccount", UserAccount(uid)}});
+  return evidence;
+}
+
+void RestrictionController::Report(const ExecVerdict& v, pid_t pid, bool blocked) {
+  const UnixMillis now = Now();
+  Log()->warn("{} exec of {} (sha256 {}, {}) by pid {}", blocked ? "blocked" : "audit: would block",
+              v.path, v.sha256.empty() ? "-" : v.sha256, v.reason, pid);
+  const std::string key = v.sha256.empty() ? v.path : v.sha256;
+  if (Suppressed(key, now) || sink_ == nullptr) return;
+  nlohmann::json proc = options_.describe_process(pid);
+  const std::string exe = proc.value("exe", "");
+  const uint32_t uid = proc.value("uid", 0u);
+  nlohmann::json evidence = Evidence(v, pid, blocked, "policyViolator", "suspicious");
 
   Detection d;
   d.detector_id = std::string(kExecRestrictionDetector);

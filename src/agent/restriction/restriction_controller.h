@@ -7,6 +7,13 @@
 // (fstat/read error) the exec is ALLOWED and counted; if the agent dies, the kernel allows
 // every pending and future exec (the fanotify fd closes). Audit mode allows and reports.
 //
+// File indicators: every exec is also matched against the file-hash indicators
+// (RestrictionOptions::match_file_indicator). Block/BlockAndRemediate deny the exec in every
+// mode (and BlockAndRemediate calls RestrictionOptions::remediate), Audit reports, Allowed
+// lets the file run under restriction. With Block indicators present and no restriction,
+// SetIndicatorGate(true) opens the gate in "indicators only" mode: only indicators decide,
+// the package index is not loaded, each file version is hashed once (the inode-keyed cache).
+//
 // Thread-safety: public methods are serialised; the events are answered on a worker thread.
 #pragma once
 
@@ -23,6 +30,7 @@
 #include <vector>
 
 #include "agent/detect/detection.h"
+#include "agent/indicators/indicator_set.h"
 #include "agent/platform/exec_gate.h"
 #include "agent/restriction/exec_policy.h"
 #include "common/clock.h"
@@ -35,6 +43,14 @@ std::string_view RestrictionModeName(RestrictionMode mode);  // "None" | "Enforc
 Result<RestrictionMode> ParseRestrictionMode(std::string_view name);
 
 inline constexpr std::string_view kExecRestrictionDetector = "quell.exec-restriction";
+inline constexpr std::string_view kFileIndicatorDetector = "quell.indicators.file";
+
+// The file an indicator-blocked exec was about, for the remediation hook.
+struct BlockedFile {
+  std::string path, sha256, sha1, md5;
+  pid_t pid = 0;
+  IndicatorMatch indicator;
+};
 
 struct RestrictionOptions {
   std::string state_path;                  // <state_dir>/restriction.json; its dir must exist
@@ -53,6 +69,14 @@ struct RestrictionOptions {
   const Clock* clock = nullptr;                       // nullptr = the system clock
   std::chrono::milliseconds report_suppression{60'000};  // same file hash reported once per
   std::chrono::milliseconds wait_slice{200};          // how often the worker checks for stop
+  // File-hash indicators consulted on every exec (empty: none). Called on the worker thread
+  // with lowercase hex digests; must be fast and must not block.
+  std::function<std::optional<IndicatorMatch>(const std::string& sha256, const std::string& sha1,
+                                              const std::string& md5)>
+      match_file_indicator;
+  // Called after a BlockAndRemediate indicator denied an exec (the exec is already denied).
+  // Runs on the worker thread: it must queue the work (stop-and-quarantine), not do it.
+  std::function<void(const BlockedFile&)> remediate;
 };
 
 class RestrictionController {
@@ -74,20 +98,37 @@ class RestrictionController {
 
   RestrictionMode Current() const;
 
+  // Keeps the gate open for file indicators even while execution is not restricted (true
+  // when Block hash indicators exist). Not persisted: the indicators are, and the agent sets
+  // this after restoring them. FailedPrecondition from the namespace guard. Idempotent.
+  Status SetIndicatorGate(bool on);
+  // True while the gate is open (restriction or indicators).
+  bool GateOpen() const;
+
   struct Stats {
     uint64_t allowed = 0, denied = 0, audited = 0, errors_allowed = 0, respond_errors = 0,
-             cache_hits = 0, reports = 0, reports_suppressed = 0, marks = 0, overflows = 0;
+             cache_hits = 0, reports = 0, reports_suppressed = 0, marks = 0, overflows = 0,
+             indicator_blocked = 0, indicator_audited = 0, indicator_allowed = 0;
   };
   Stats GetStats() const;
 
  private:
   Status Enable(RestrictionMode mode);  // REQUIRES: mutex_ held, not enabled
-  void Disable();                       // REQUIRES: mutex_ held
+  void Disable();                       // REQUIRES: mutex_ held; the indicator gate stays
+  Status CheckNamespace() const;
+  Status OpenGate(PackageIndex packages);  // REQUIRES: mutex_ held, gate closed
+  void CloseGate();                        // REQUIRES: mutex_ held
+  void StopWorker();
+  void StartWorker();
   Status MarkMounts();
   Status Persist(RestrictionMode mode);
   void Loop(std::stop_token stop);
   void Handle(const ExecRequest& request);
   void Report(const ExecVerdict& verdict, pid_t pid, bool blocked);
+  void ReportIndicator(const ExecVerdict& verdict, const IndicatorMatch& m, pid_t pid, bool blocked);
+  nlohmann::json Evidence(const ExecVerdict& v, pid_t pid, bool blocked, const std::string& role,
+                          const std::string& verdict) const;
+  bool Suppressed(const std::string& key, UnixMillis now);
   UnixMillis Now() const;
 
   ExecGate& gate_;
@@ -97,6 +138,8 @@ class RestrictionController {
   mutable std::mutex mutex_;
   std::atomic<RestrictionMode> mode_{RestrictionMode::kNone};
   UnixMillis restricted_at_ = 0;
+  bool gate_open_ = false;       // guarded by mutex_
+  bool indicator_gate_ = false;  // guarded by mutex_
   std::unique_ptr<ExecPolicy> policy_;  // used by the worker only while it runs
   std::jthread worker_;
 

@@ -245,6 +245,55 @@ TEST_F(RestrictionLab, AgentKilledWhileRestrictingLeavesExecutionWorking) {
   EXPECT_EQ(report, "");
 }
 
+// File indicators with the real gate and no restriction: a Block hash indicator denies exactly
+// that file; everything else (packaged or not) runs; without blocking indicators the gate is
+// closed again.
+TEST_F(RestrictionLab, BlockHashIndicatorDeniesWithoutRestriction) {
+  std::string report = InPrivateMountNamespace([]() -> std::string {
+    std::ostringstream errors;
+    fs::create_directories("/tmp/state");
+    Copy("/usr/bin/true", "/tmp/evil", "indicator-lab-evil");
+    Copy("/usr/bin/true", "/tmp/other", "indicator-lab-other");
+    FakeClock clock;
+    IndicatorSet set(clock);
+    quell::v1::Indicator block;
+    block.set_id("lab-1");
+    block.set_type("FileSha256");
+    block.set_value(Sha256OfFile("/tmp/evil"));
+    block.set_action("Block");
+    block.set_generate_alert(true);
+    if (!set.Upsert(block).ok()) return "Upsert failed";
+    FanotifyExecGate gate;
+    CountingSink sink;
+    RestrictionController controller(
+        gate, &sink,
+        RestrictionOptions{.state_path = "/tmp/state/restriction.json",
+                           .require_private_mount_namespace = true,
+                           .clock = &clock,
+                           .match_file_indicator = [&set](const std::string& a, const std::string& b,
+                                                          const std::string& c) {
+                             return set.MatchFile(a, b, c);
+                           }});
+    Status s = controller.SetIndicatorGate(true);
+    if (!s.ok()) return "SetIndicatorGate: " + s.ToString();
+    CHECK_OR_REPORT(Spawn({"/tmp/evil"}) == -EPERM, "blocked hash was not denied");
+    CHECK_OR_REPORT(Spawn({"/tmp/other"}) == 0, "an unlisted program was denied");
+    CHECK_OR_REPORT(Spawn({"/usr/bin/true"}) == 0, "/usr/bin/true denied");
+    CHECK_OR_REPORT(Spawn({"/tmp/evil"}) == -EPERM, "blocked hash ran the second time");
+    CHECK_OR_REPORT(controller.GetStats().indicator_blocked == 2,
+                    "indicator_blocked " << controller.GetStats().indicator_blocked);
+    {
+      std::lock_guard lock(sink.mu);
+      CHECK_OR_REPORT(sink.titles.size() == 1, "reports " << sink.titles.size());
+    }
+    s = controller.SetIndicatorGate(false);
+    CHECK_OR_REPORT(s.ok() && !gate.IsOpen(), "gate not closed");
+    CHECK_OR_REPORT(Spawn({"/tmp/evil"}) == 0, "still denied after the gate closed");
+    return errors.str();
+  });
+  EXPECT_EQ(report, "");
+}
+
 TEST_F(RestrictionLab, GuardRefusesTheInitialMountNamespace) {
   FanotifyExecGate gate;
   RestrictionController controller(

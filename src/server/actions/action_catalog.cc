@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <tuple>
 
 namespace quell::server {
 namespace {
@@ -91,6 +92,70 @@ Result<ParsedActionBody> ParseRestrict(const nlohmann::json& body) {
   return out;
 }
 
+bool IsHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isxdigit(c); });
+}
+
+std::string LowerHex(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// StopAndQuarantineFile: Sha1 (as Defender) or Sha256 (a Quell extension), exactly one, and an
+// optional absolute Path where the file is known to be (searched first on the device).
+Result<ParsedActionBody> ParseStopAndQuarantine(const nlohmann::json& body) {
+  QUELL_ASSIGN_OR_RETURN(ParsedActionBody out, ParseCommon(body, {"Sha1", "Sha256", "Path"}));
+  auto sha1 = body.find("Sha1");
+  auto sha256 = body.find("Sha256");
+  if ((sha1 == body.end()) == (sha256 == body.end())) {
+    return InvalidArgument("exactly one of 'Sha1' (40 hex digits) or 'Sha256' (64 hex digits) "
+                           "is required");
+  }
+  auto [key, it, length] = sha1 != body.end() ? std::tuple{"Sha1", sha1, size_t{40}}
+                                              : std::tuple{"Sha256", sha256, size_t{64}};
+  if (!it->is_string() || it->get<std::string>().size() != length ||
+      !IsHex(it->get<std::string>())) {
+    return InvalidArgument("'" + std::string(key) + "' must be " + std::to_string(length) +
+                           " hex digits");
+  }
+  out.agent_parameters = {{key, LowerHex(it->get<std::string>())}};
+  if (auto path = body.find("Path"); path != body.end()) {
+    if (!path->is_string() || !path->get<std::string>().starts_with("/")) {
+      return InvalidArgument("'Path' must be an absolute path");
+    }
+    out.agent_parameters["Path"] = *path;
+  }
+  return out;
+}
+
+// RestoreQuarantinedFile: exactly one of QuarantineActionId (the StopAndQuarantineFile action
+// whose files and persistence are put back; what POST /api/machineactions/{id}/undo sends) or
+// Sha256 (every quarantine of that file on the device, including those the agent made itself
+// for a BlockAndRemediate indicator).
+Result<ParsedActionBody> ParseRestoreQuarantined(const nlohmann::json& body) {
+  QUELL_ASSIGN_OR_RETURN(ParsedActionBody out,
+                         ParseCommon(body, {"QuarantineActionId", "Sha256"}));
+  auto id = body.find("QuarantineActionId");
+  auto sha = body.find("Sha256");
+  if ((id == body.end()) == (sha == body.end())) {
+    return InvalidArgument("exactly one of 'QuarantineActionId' (the StopAndQuarantineFile "
+                           "action to undo) or 'Sha256' (64 hex digits) is required");
+  }
+  if (id != body.end()) {
+    if (!id->is_string() || id->get<std::string>().empty()) {
+      return InvalidArgument("'QuarantineActionId' must be a non-empty string");
+    }
+    out.agent_parameters = {{"QuarantineActionId", *id}};
+    return out;
+  }
+  if (!sha->is_string() || sha->get<std::string>().size() != 64 || !IsHex(sha->get<std::string>())) {
+    return InvalidArgument("'Sha256' must be 64 hex digits");
+  }
+  out.agent_parameters = {{"Sha256", LowerHex(sha->get<std::string>())}};
+  return out;
+}
+
 nlohmann::json CommentSchema(nlohmann::json extra = nlohmann::json::object()) {
   nlohmann::json props = {{"Comment", {{"type", "string"}, {"maxLength", kMaxCommentLength}}},
                           {"ExternalId", {{"type", "string"}}}};
@@ -175,6 +240,38 @@ const std::vector<ActionTypeSpec>& ActionCatalog() {
          return schema;
        }(),
        .parse_body = ParseScan},
+      {.type = "StopAndQuarantineFile",
+       .route = "StopAndQuarantineFile",
+       .title = "Stop and quarantine file",
+       .description = "Finds the file with this hash on the device, kills the processes running "
+                      "it, removes persistence that starts it (cron, systemd, rc and profile "
+                      "lines, authorized_keys commands, ld.so.preload, XDG autostart, udev) and "
+                      "moves it into the agent's encrypted quarantine. Undo restores all of it.",
+       .conflict_group = "",
+       .undo_type = "RestoreQuarantinedFile",
+       .undo_reference_parameter = "QuarantineActionId",
+       .risk = "high",
+       .min_role = Role::kResponder,
+       .body_schema = CommentSchema(
+           {{"Sha1", {{"type", "string"}, {"pattern", "^[0-9a-fA-F]{40}$"}}},
+            {"Sha256", {{"type", "string"}, {"pattern", "^[0-9a-fA-F]{64}$"}}},
+            {"Path", {{"type", "string"}}}}),
+       .parse_body = ParseStopAndQuarantine},
+      {.type = "RestoreQuarantinedFile",
+       .route = "restoreQuarantinedFile",
+       .title = "Restore quarantined file",
+       .description = "Undoes a StopAndQuarantineFile action: the files come back byte for byte "
+                      "with owner, mode and times, and every persistence entry removed is put "
+                      "back.",
+       .conflict_group = "",
+       .undo_type = "",
+       .risk = "high",
+       .min_role = Role::kResponder,
+       .body_schema = [] {
+         return CommentSchema({{"QuarantineActionId", {{"type", "string"}}},
+                               {"Sha256", {{"type", "string"}, {"pattern", "^[0-9a-fA-F]{64}$"}}}});
+       }(),
+       .parse_body = ParseRestoreQuarantined},
       {.type = "DiagnosticNoop",
        .route = "diagnosticNoop",
        .title = "Diagnostic no-op",

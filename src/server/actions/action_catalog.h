@@ -30,6 +30,9 @@ struct ActionTypeSpec {
   std::string description;
   std::string conflict_group;  // two open actions of one group on a device conflict
   std::string undo_type;       // the type that reverses this one; empty if none
+  // The agent parameter of the undo action that names the action it reverses (e.g.
+  // "QuarantineActionId"); empty when the undo needs no parameter (Unisolate).
+  std::string undo_reference_parameter;
   std::string risk;            // "low" | "medium" | "high"
   Role min_role = Role::kResponder;
   nlohmann::json body_schema;  // documented request body

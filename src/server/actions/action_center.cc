@@ -66,6 +66,12 @@ Result<MachineAction> ActionCenter::Create(const NewAction& request) {
                                                     {"machineId", action.machine_id},
                                                     {"source", action.request_source}}
                                          .dump()};
+    if (!request.undoes.empty()) {
+      audit.operation = "action.undo";
+      nlohmann::json details = nlohmann::json::parse(audit.details_json);
+      details["undoes"] = request.undoes;
+      audit.details_json = details.dump();
+    }
     QUELL_RETURN_IF_ERROR(store_.InsertAction(action, &audit));
   }
   Logger("server.actions")
@@ -131,6 +137,59 @@ Result<MachineAction> ActionCenter::Cancel(const std::string& action_id,
     if (ActionDispatcher* d = dispatcher_.load()) d->RequestCancel(action);
   }
   return action;
+}
+
+Result<MachineAction> ActionCenter::Undo(const std::string& action_id,
+                                         const std::string& requestor,
+                                         const std::string& comment,
+                                         const std::string& request_source) {
+  QUELL_ASSIGN_OR_RETURN(MachineAction original, store_.GetAction(action_id));
+  const ActionTypeSpec* spec = FindActionType(original.type);
+  if (spec == nullptr || spec->undo_type.empty()) {
+    return InvalidArgument("a " + original.type + " action cannot be undone");
+  }
+  if (original.status != ActionStatus::kSucceeded) {
+    return InvalidArgument("only a Succeeded action can be undone; action " + original.id +
+                           " is " + std::string(ActionStatusName(original.status)));
+  }
+  const ActionTypeSpec* undo_spec = FindActionType(spec->undo_type);
+  if (undo_spec == nullptr) return Internal("undo type " + spec->undo_type + " is not known");
+
+  // Later actions on the device that undid or superseded this one. Failed, cancelled and
+  // timed-out ones changed nothing and do not count.
+  QUELL_ASSIGN_OR_RETURN(std::vector<MachineAction> actions,
+                         store_.ListActions({.machine_id = original.machine_id}));
+  for (const MachineAction& later : actions) {
+    if (later.id == original.id || later.creation_time < original.creation_time) continue;
+    if (later.status == ActionStatus::kFailed || later.status == ActionStatus::kCancelled ||
+        later.status == ActionStatus::kTimeOut) {
+      continue;
+    }
+    const ActionTypeSpec* later_spec = FindActionType(later.type);
+    if (later_spec == nullptr) continue;
+    if (!spec->conflict_group.empty() && later_spec->conflict_group == spec->conflict_group) {
+      return InvalidArgument("action " + original.id + " was already undone or superseded by " +
+                             later.type + " action " + later.id);
+    }
+    if (later.type == undo_spec->type && !spec->undo_reference_parameter.empty()) {
+      auto params = nlohmann::json::parse(later.parameters_json, nullptr, false);
+      if (params.is_object() && params.value(spec->undo_reference_parameter, "") == original.id) {
+        return InvalidArgument("action " + original.id + " was already undone by action " +
+                               later.id);
+      }
+    }
+  }
+
+  ParsedActionBody body{.comment = comment};
+  if (!spec->undo_reference_parameter.empty()) {
+    body.agent_parameters = {{spec->undo_reference_parameter, original.id}};
+  }
+  return Create({.machine_id = original.machine_id,
+                 .spec = undo_spec,
+                 .body = body,
+                 .requestor = requestor,
+                 .request_source = request_source,
+                 .undoes = original.id});
 }
 
 Status ActionCenter::ApplyAgentReport(const std::string& device_id, const AgentReport& report) {

@@ -41,6 +41,7 @@ struct NewAction {
   ParsedActionBody body;
   std::string requestor;        // token name
   std::string request_source;   // "PublicApi"
+  std::string undoes;           // id of the action this one reverses (audited), if any
 };
 
 struct AgentReport {
@@ -74,6 +75,14 @@ class ActionCenter {
   // becomes Cancelled when it confirms. NotFound / FailedPrecondition (already final).
   Result<MachineAction> Cancel(const std::string& action_id, const std::string& requestor,
                                const std::string& comment);
+
+  // Creates the action that reverses a Succeeded one (its type's undo_type: Isolate ->
+  // Unisolate, RestrictCodeExecution -> UnrestrictCodeExecution, StopAndQuarantineFile ->
+  // RestoreQuarantinedFile). InvalidArgument when the type has no undo, the action is not
+  // Succeeded, it was undone already, or a later action of its group has superseded it
+  // (undoing an old isolation must not release a newer one). NotFound for an unknown id.
+  Result<MachineAction> Undo(const std::string& action_id, const std::string& requestor,
+                             const std::string& comment, const std::string& request_source);
 
   // Applies an update an agent sent about one of its actions. An update for an action of
   // another device is PermissionDenied; a late update for a final action is OK and ignored.

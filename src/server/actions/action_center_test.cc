@@ -44,6 +44,17 @@ class ActionCenterTest : public ::testing::Test {
 
   ActionStatus StatusOf(const std::string& id) { return store_->GetAction(id)->status; }
 
+  // Runs `type` on dev-1 through to Succeeded; returns its id.
+  std::string Succeeded(const std::string& type, json body = {{"Comment", "because"}}) {
+    auto a = Request(type, "dev-1", std::move(body));
+    EXPECT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_TRUE(center_->ApplyAgentReport("dev-1", {.action_id = a->id,
+                                                    .event = ActionEvent::kAgentSucceeded})
+                    .ok());
+    clock_.Advance(1000);
+    return a->id;
+  }
+
   quell::testing::TempDir temp_dir_;  // declared first: removed after everything using it
   std::string dir_ = temp_dir_.path();
   std::unique_ptr<Store> store_;
@@ -196,6 +207,90 @@ TEST_F(ActionCenterTest, OffboardRevokesAndRecordsASucceededAction) {
   EXPECT_EQ(Request("Isolate").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(center_->Offboard("dev-1", "admin", "again").status().code(),
             StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ActionCenterTest, UndoCreatesTheReverseActionOnceAndAuditsTheLink) {
+  std::string isolate = Succeeded("Isolate");
+  auto undo = center_->Undo(isolate, "bob", "false positive", "PublicApi");
+  ASSERT_TRUE(undo.ok()) << undo.status().ToString();
+  EXPECT_EQ(undo->type, "Unisolate");
+  EXPECT_EQ(undo->machine_id, "dev-1");
+  EXPECT_EQ(undo->requestor, "bob");
+  auto audit = store_->ListAudit({.target = undo->id});
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].operation, "action.undo");
+  EXPECT_EQ(json::parse((*audit)[0].details_json)["undoes"], isolate);
+  // While the Unisolate is open (and after it succeeded) the isolation cannot be undone again.
+  auto again = center_->Undo(isolate, "bob", "twice", "PublicApi");
+  EXPECT_EQ(again.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(again.status().message().find(undo->id), std::string::npos);
+}
+
+TEST_F(ActionCenterTest, UndoOfQuarantineNamesTheQuarantineAction) {
+  std::string sha1(40, 'a');
+  std::string quarantine = Succeeded("StopAndQuarantineFile",
+                                     {{"Comment", "malware"}, {"Sha1", sha1}});
+  auto undo = center_->Undo(quarantine, "bob", "benign after all", "PublicApi");
+  ASSERT_TRUE(undo.ok()) << undo.status().ToString();
+  EXPECT_EQ(undo->type, "RestoreQuarantinedFile");
+  EXPECT_EQ(json::parse(undo->parameters_json), (json{{"QuarantineActionId", quarantine}}));
+  EXPECT_EQ(center_->Undo(quarantine, "bob", "twice", "PublicApi").status().code(),
+            StatusCode::kInvalidArgument);
+  // Another quarantine on the same device is undone independently.
+  std::string other = Succeeded("StopAndQuarantineFile", {{"Comment", "x"}, {"Sha1", sha1}});
+  EXPECT_TRUE(center_->Undo(other, "bob", "also", "PublicApi").ok());
+}
+
+TEST_F(ActionCenterTest, UndoRefusesWhatCannotBeUndone) {
+  EXPECT_EQ(center_->Undo("no-such-id", "bob", "c", "PublicApi").status().code(),
+            StatusCode::kNotFound);
+  std::string scan = Succeeded("RunAntiVirusScan", {{"Comment", "c"}, {"ScanType", "Quick"}});
+  auto s = center_->Undo(scan, "bob", "c", "PublicApi");
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.status().message(), "a RunAntiVirusScan action cannot be undone");
+  auto pending = Request("RestrictCodeExecution");
+  ASSERT_TRUE(pending.ok());
+  auto p = center_->Undo(pending->id, "bob", "c", "PublicApi");
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("is Pending"), std::string::npos);
+}
+
+TEST_F(ActionCenterTest, UndoOfAnOlderIsolationDoesNotReleaseANewerOne) {
+  std::string first = Succeeded("Isolate");
+  Succeeded("Unisolate");
+  Succeeded("Isolate");
+  auto undo = center_->Undo(first, "bob", "old", "PublicApi");
+  EXPECT_EQ(undo.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ActionCatalogTest, StopAndQuarantineNeedsExactlyOneValidHash) {
+  const ActionTypeSpec* spec = FindActionType("StopAndQuarantineFile");
+  ASSERT_NE(spec, nullptr);
+  EXPECT_EQ(FindActionRoute("stopandquarantinefile"), spec);
+  auto ok = spec->parse_body({{"Comment", "c"}, {"Sha256", std::string(64, 'A')}, {"Path", "/tmp/x"}});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->agent_parameters, (json{{"Sha256", std::string(64, 'a')}, {"Path", "/tmp/x"}}));
+  EXPECT_FALSE(spec->parse_body({{"Comment", "c"}}).ok());
+  EXPECT_FALSE(spec->parse_body({{"Comment", "c"}, {"Sha1", std::string(40, 'a')},
+                                 {"Sha256", std::string(64, 'a')}}).ok());
+  auto bad = spec->parse_body({{"Comment", "c"}, {"Sha1", "xyz"}});
+  EXPECT_EQ(bad.status().message(), "'Sha1' must be 40 hex digits");
+  EXPECT_FALSE(spec->parse_body({{"Comment", "c"}, {"Sha1", std::string(40, 'a')},
+                                 {"Path", "relative"}}).ok());
+}
+
+TEST(ActionCatalogTest, RestoreNamesTheQuarantineActionOrTheHash) {
+  const ActionTypeSpec* spec = FindActionType("RestoreQuarantinedFile");
+  ASSERT_NE(spec, nullptr);
+  EXPECT_EQ(spec->parse_body({{"Comment", "c"}, {"QuarantineActionId", "a1"}})->agent_parameters,
+            (json{{"QuarantineActionId", "a1"}}));
+  EXPECT_EQ(spec->parse_body({{"Comment", "c"}, {"Sha256", std::string(64, 'B')}})
+                ->agent_parameters,
+            (json{{"Sha256", std::string(64, 'b')}}));
+  EXPECT_FALSE(spec->parse_body({{"Comment", "c"}}).ok());
+  EXPECT_FALSE(spec->parse_body({{"Comment", "c"}, {"QuarantineActionId", "a1"},
+                                 {"Sha256", std::string(64, 'b')}}).ok());
+  EXPECT_FALSE(spec->parse_body({{"Comment", "c"}, {"Sha256", "short"}}).ok());
 }
 
 }  // namespace

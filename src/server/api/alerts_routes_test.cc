@@ -2,37 +2,15 @@
 // way the gateway ingests them.
 #include <gtest/gtest.h>
 
-#include "common/testing/temp_dir.h"
-#include "server/alerts/alert_service.h"
-#include "server/api/api_context.h"
-#include "server/auth/api_tokens.h"
-#include "server/store/sqlite/sqlite_store.h"
+#include "server/api/routes_test_fixture.h"
 
 namespace quell::server {
 namespace {
 
 using nlohmann::json;
 
-class AlertsRoutesTest : public ::testing::Test {
+class AlertsRoutesTest : public testing::RoutesTest {
  protected:
-  void SetUp() override {
-    store_ = std::move(OpenSqliteStore(dir_ + "/q.db")).value();
-    actions_ = std::make_unique<ActionCenter>(*store_, clock_);
-    alerts_ = std::make_unique<AlertService>(*store_, clock_);
-    api_ = std::make_unique<ApiContext>(ApiContext{*store_, *actions_, sessions_, clock_, 90'000});
-    api_->alerts = alerts_.get();
-    AddApiRoutes(router_, *api_);
-    admin_ = CreateApiToken(*store_, clock_, "admin", Role::kAdmin)->secret;
-    responder_ = CreateApiToken(*store_, clock_, "alice", Role::kResponder)->secret;
-    viewer_ = CreateApiToken(*store_, clock_, "victor", Role::kViewer)->secret;
-    for (const char* id : {"m1", "m2"}) {
-      ASSERT_TRUE(store_->CreateDevice({.id = id,
-                                        .computer_dns_name = std::string("h-") + id,
-                                        .last_seen = clock_.Now()})
-                      .ok());
-    }
-  }
-
   // Ingests a detection; returns the alert id.
   std::string Detect(const std::string& device, const std::string& key,
                      const std::string& severity, UnixMillis time) {
@@ -48,44 +26,6 @@ class AlertsRoutesTest : public ::testing::Test {
     return r.ok() ? r->alert_id : "";
   }
 
-  struct Reply {
-    int status;
-    json body;
-  };
-
-  Reply Call(const std::string& method, const std::string& target, const std::string& token,
-             const std::string& body = "") {
-    auto parsed = http::ParseRequestTarget(target);
-    EXPECT_TRUE(parsed.ok());
-    http::Request request{.method = method,
-                          .target = target,
-                          .path = parsed->path,
-                          .query = parsed->query,
-                          .path_params = {},
-                          .headers = {},
-                          .body = body,
-                          .remote_address = "127.0.0.1"};
-    if (!token.empty()) request.headers["authorization"] = "Bearer " + token;
-    http::Response response = router_.Dispatch(request);
-    return {response.status, json::parse(response.body, nullptr, false)};
-  }
-
-  std::vector<std::string> Ids(const Reply& r) {
-    std::vector<std::string> ids;
-    for (const auto& a : r.body["value"]) ids.push_back(a["id"]);
-    return ids;
-  }
-
-  quell::testing::TempDir temp_dir_;  // declared first: removed after everything using it
-  std::string dir_ = temp_dir_.path();
-  FakeClock clock_;
-  std::unique_ptr<Store> store_;
-  SessionRegistry sessions_;
-  std::unique_ptr<ActionCenter> actions_;
-  std::unique_ptr<AlertService> alerts_;
-  std::unique_ptr<ApiContext> api_;
-  http::Router router_;
-  std::string admin_, responder_, viewer_;
   int detections_ = 0;
 };
 

@@ -43,6 +43,8 @@ void AddApiRoutes(http::Router& router, ApiContext& api) {
   AddAuditRoutes(router, api);
   AddMetricsRoutes(router, api);
   AddAlertRoutes(router, api);
+  AddIndicatorRoutes(router, api);
+  AddFileRoutes(router, api);
 }
 
 }  // namespace quell::server

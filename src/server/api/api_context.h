@@ -14,6 +14,8 @@
 
 namespace quell::server {
 
+class IndicatorPublisher;
+
 struct ApiContext {
   Store& store;
   ActionCenter& actions;
@@ -22,6 +24,8 @@ struct ApiContext {
   UnixMillis inactive_after_ms = 90'000;  // healthStatus turns Inactive after this silence
   const Presence* presence = nullptr;     // heartbeats not yet flushed to the store
   AlertService* alerts = nullptr;         // nullptr: PATCH /api/alerts answers 503
+  // Told about indicator and device-group changes; nullptr: agents are not updated live.
+  IndicatorPublisher* indicators = nullptr;
 };
 
 // The device as the API shows it: the stored record with the newest last-seen time.
@@ -41,6 +45,8 @@ void AddMachineActionRoutes(http::Router& router, ApiContext& api);  // machine_
 void AddAuditRoutes(http::Router& router, ApiContext& api);          // audit_routes.cc
 void AddMetricsRoutes(http::Router& router, ApiContext& api);        // metrics_routes.cc
 void AddAlertRoutes(http::Router& router, ApiContext& api);          // alerts_routes.cc
+void AddIndicatorRoutes(http::Router& router, ApiContext& api);      // indicators_routes.cc
+void AddFileRoutes(http::Router& router, ApiContext& api);           // files_routes.cc
 
 // All of the above, plus GET /healthz.
 void AddApiRoutes(http::Router& router, ApiContext& api);

@@ -2,63 +2,26 @@
 // and the MDE shapes a client sees.
 #include <gtest/gtest.h>
 
-#include "common/testing/temp_dir.h"
-#include "server/api/api_context.h"
-#include "server/auth/api_tokens.h"
-#include "server/store/sqlite/sqlite_store.h"
+#include "server/api/routes_test_fixture.h"
 
 namespace quell::server {
 namespace {
 
 using nlohmann::json;
 
-class ApiRoutesTest : public ::testing::Test {
+class ApiRoutesTest : public testing::RoutesTest {
  protected:
-  void SetUp() override {
-    store_ = std::move(OpenSqliteStore(dir_ + "/q.db")).value();
-    actions_ = std::make_unique<ActionCenter>(*store_, clock_);
-    api_ = std::make_unique<ApiContext>(ApiContext{*store_, *actions_, sessions_, clock_, 90'000});
-    AddApiRoutes(router_, *api_);
-    admin_ = CreateApiToken(*store_, clock_, "admin", Role::kAdmin)->secret;
-    responder_ = CreateApiToken(*store_, clock_, "alice", Role::kResponder)->secret;
-    viewer_ = CreateApiToken(*store_, clock_, "victor", Role::kViewer)->secret;
-    ASSERT_TRUE(store_->CreateDevice({.id = "m1",
-                                      .computer_dns_name = "h1",
-                                      .last_seen = clock_.Now()})
+  // POSTs an action route on `machine` and lets the agent report success; returns its id.
+  std::string SucceededAction(const std::string& route, const std::string& machine,
+                              const std::string& body) {
+    Reply r = Call("POST", "/api/machines/" + machine + "/" + route, responder_, body);
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    std::string id = r.body.value("id", "");
+    EXPECT_TRUE(actions_->ApplyAgentReport(machine, {.action_id = id,
+                                                     .event = ActionEvent::kAgentSucceeded})
                     .ok());
+    return id;
   }
-
-  struct Reply {
-    int status;
-    json body;
-  };
-
-  Reply Call(const std::string& method, const std::string& target, const std::string& token,
-             const std::string& body = "") {
-    auto parsed = http::ParseRequestTarget(target);
-    EXPECT_TRUE(parsed.ok());
-    http::Request request{.method = method,
-                          .target = target,
-                          .path = parsed->path,
-                          .query = parsed->query,
-                          .path_params = {},
-                          .headers = {},
-                          .body = body,
-                          .remote_address = "127.0.0.1"};
-    if (!token.empty()) request.headers["authorization"] = "Bearer " + token;
-    http::Response response = router_.Dispatch(request);
-    return {response.status, json::parse(response.body, nullptr, false)};
-  }
-
-  quell::testing::TempDir temp_dir_;  // declared first: removed after everything using it
-  std::string dir_ = temp_dir_.path();
-  FakeClock clock_;
-  std::unique_ptr<Store> store_;
-  SessionRegistry sessions_;
-  std::unique_ptr<ActionCenter> actions_;
-  std::unique_ptr<ApiContext> api_;
-  http::Router router_;
-  std::string admin_, responder_, viewer_;
 };
 
 TEST_F(ApiRoutesTest, MachinesNeedAToken) {
@@ -71,8 +34,8 @@ TEST_F(ApiRoutesTest, MachinesNeedAToken) {
 TEST_F(ApiRoutesTest, ListAndGetMachines) {
   Reply list = Call("GET", "/api/machines", viewer_);
   ASSERT_EQ(list.status, 200);
-  ASSERT_EQ(list.body["value"].size(), 1u);
-  EXPECT_EQ(list.body["value"][0]["computerDnsName"], "h1");
+  ASSERT_EQ(list.body["value"].size(), 2u);
+  EXPECT_EQ(list.body["value"][0]["computerDnsName"], "h-m1");
   EXPECT_EQ(list.body["value"][0]["healthStatus"], "Active");
   EXPECT_EQ(Call("GET", "/api/machines/m1", viewer_).body["id"], "m1");
   Reply missing = Call("GET", "/api/machines/nope", viewer_);
@@ -200,7 +163,7 @@ TEST_F(ApiRoutesTest, MetricsCountActionsAndDevices) {
   EXPECT_NE(r.body.find("quell_machine_actions{status=\"Pending\"} 1\n"), std::string::npos)
       << r.body;
   EXPECT_NE(r.body.find("quell_machine_actions{status=\"Succeeded\"} 0\n"), std::string::npos);
-  EXPECT_NE(r.body.find("quell_devices{healthStatus=\"Active\"} 1\n"), std::string::npos);
+  EXPECT_NE(r.body.find("quell_devices{healthStatus=\"Active\"} 2\n"), std::string::npos);
   EXPECT_NE(r.body.find("quell_agents_connected 0\n"), std::string::npos);
   EXPECT_EQ(Call("GET", "/metrics", "").status, 401);
 }
@@ -208,6 +171,82 @@ TEST_F(ApiRoutesTest, MetricsCountActionsAndDevices) {
 TEST_F(ApiRoutesTest, UnknownRoutesAre404AndWrongMethods405) {
   EXPECT_EQ(Call("GET", "/api/nothing", admin_).status, 404);
   EXPECT_EQ(Call("DELETE", "/api/machines", admin_).status, 405);
+}
+
+// ---- undo and files (issue 4) ----
+
+TEST_F(ApiRoutesTest, UndoCreatesTheReverseActionAndRefusesASecondUndo) {
+  std::string isolate = SucceededAction("isolate", "m1", R"({"Comment":"c"})");
+  EXPECT_EQ(Call("POST", "/api/machineactions/" + isolate + "/undo", viewer_,
+                 R"({"Comment":"x"})").status, 403);
+  EXPECT_EQ(Call("POST", "/api/machineactions/" + isolate + "/undo", responder_, "{}").status,
+            400);
+  Reply undo = Call("POST", "/api/machineactions/" + isolate + "/undo", responder_,
+                    R"({"Comment":"false positive"})");
+  ASSERT_EQ(undo.status, 201) << undo.body.dump();
+  EXPECT_EQ(undo.body["type"], "Unisolate");
+  EXPECT_EQ(undo.body["requestorComment"], "false positive");
+  Reply again = Call("POST", "/api/machineactions/" + isolate + "/undo", responder_,
+                     R"({"Comment":"again"})");
+  EXPECT_EQ(again.status, 400);
+  EXPECT_NE(again.body["error"]["message"].get<std::string>().find("already undone"),
+            std::string::npos);
+  EXPECT_EQ(Call("POST", "/api/machineactions/nope/undo", responder_, R"({"Comment":"c"})").status,
+            404);
+  // The audit log links the undo to what it undoes.
+  Reply audit = Call("GET", "/api/audit", admin_);
+  bool linked = false;
+  for (const auto& e : audit.body["value"]) {
+    linked |= e["operation"] == "action.undo" && e["details"]["undoes"] == isolate;
+  }
+  EXPECT_TRUE(linked) << audit.body.dump();
+}
+
+TEST_F(ApiRoutesTest, StopAndQuarantineShowsRelatedFileInfo) {
+  std::string sha1(40, 'a');
+  Reply r = Call("POST", "/api/machines/m1/StopAndQuarantineFile", responder_,
+                 R"({"Comment":"c","Sha1":")" + sha1 + R"("})");
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  EXPECT_EQ(r.body["relatedFileInfo"],
+            (json{{"fileIdentifier", sha1}, {"fileIdentifierType", "Sha1"}}));
+  EXPECT_EQ(Call("POST", "/api/machines/m1/StopAndQuarantineFile", responder_,
+                 R"({"Comment":"c"})").status, 400);
+}
+
+TEST_F(ApiRoutesTest, FleetWideQuarantineTargetsEveryDeviceThatSawTheFile) {
+  std::string sha256(64, 'b');
+  Reply none = Call("POST", "/api/files/" + sha256 + "/stopAndQuarantine", responder_,
+                    R"({"Comment":"c"})");
+  EXPECT_EQ(none.status, 404);
+  ASSERT_TRUE(store_->CreateDevice({.id = "m3", .computer_dns_name = "h-m3"}).ok());
+  ASSERT_TRUE(store_
+                  ->RecordFileSightings(
+                      {{.device_id = "m1", .sha256 = sha256, .path = "/tmp/old",
+                        .source = "exec", .first_seen = 1, .last_seen = 1},
+                       {.device_id = "m1", .sha256 = sha256, .path = "/tmp/new",
+                        .source = "scan", .first_seen = 2, .last_seen = 2},
+                       {.device_id = "m2", .sha256 = sha256, .path = "/opt/x",
+                        .source = "exec", .first_seen = 1, .last_seen = 1}})
+                  .ok());
+  Reply seen = Call("GET", "/api/files/" + sha256 + "/sightings", viewer_);
+  ASSERT_EQ(seen.status, 200);
+  EXPECT_EQ(seen.body["value"].size(), 3u);
+  EXPECT_EQ(seen.body["value"][0]["computerDnsName"], "h-m1");
+
+  EXPECT_EQ(Call("POST", "/api/files/" + sha256 + "/stopAndQuarantine", viewer_,
+                 R"({"Comment":"c"})").status, 403);
+  EXPECT_EQ(Call("POST", "/api/files/xyz/stopAndQuarantine", responder_,
+                 R"({"Comment":"c"})").status, 400);
+  Reply r = Call("POST", "/api/files/" + sha256 + "/stopAndQuarantine", responder_,
+                 R"({"Comment":"outbreak"})");
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  ASSERT_EQ(r.body["value"].size(), 2u);  // m1 and m2, not m3
+  std::map<std::string, json> by_machine;
+  for (const auto& a : r.body["value"]) by_machine[a["machineId"]] = a;
+  ASSERT_TRUE(by_machine.contains("m1") && by_machine.contains("m2"));
+  auto params = json::parse(store_->GetAction(by_machine["m1"]["id"])->parameters_json);
+  EXPECT_EQ(params, (json{{"Sha256", sha256}, {"Path", "/tmp/new"}}));  // freshest path
+  EXPECT_EQ(by_machine["m2"]["type"], "StopAndQuarantineFile");
 }
 
 }  // namespace

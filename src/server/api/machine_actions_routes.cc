@@ -1,5 +1,5 @@
 // /api/machineactions: list (OData $filter on status, machineId, type; $top, $skip), get,
-// cancel; and /api/actiontypes, the catalog as data.
+// cancel, undo; and /api/actiontypes, the catalog as data.
 #include "server/api/api_context.h"
 #include "server/api/odata_query.h"
 #include "server/api/resource_json.h"
@@ -73,6 +73,28 @@ Response CancelAction(ApiContext& api, Request& request) {
   return Response::Json(200, MachineActionToJson(*action));
 }
 
+// POST /api/machineactions/{id}/undo (a Quell extension): {"Comment": "..."} required.
+Response UndoAction(ApiContext& api, Request& request) {
+  Result<ApiToken> token = Authorize(api, request, Role::kResponder);
+  if (!token.ok()) return Response::FromStatus(token.status());
+  Result<nlohmann::json> body = JsonObjectBody(request);
+  if (!body.ok()) return Response::FromStatus(body.status());
+  for (const auto& [key, value] : body->items()) {
+    if (key != "Comment") {
+      return Response::FromStatus(InvalidArgument("unknown field '" + key + "'"));
+    }
+  }
+  auto comment = body->find("Comment");
+  if (comment == body->end() || !comment->is_string() || comment->get<std::string>().empty()) {
+    return Response::FromStatus(
+        InvalidArgument("'Comment' is required and must be a non-empty string"));
+  }
+  Result<MachineAction> undo = api.actions.Undo(request.path_params.at("id"), token->name,
+                                                comment->get<std::string>(), "PublicApi");
+  if (!undo.ok()) return Response::FromStatus(undo.status());
+  return Response::Json(201, MachineActionToJson(*undo));
+}
+
 Response ListActionTypes(ApiContext& api, Request& request) {
   if (auto auth = Authorize(api, request, Role::kViewer); !auth.ok()) {
     return Response::FromStatus(auth.status());
@@ -89,6 +111,8 @@ void AddMachineActionRoutes(http::Router& router, ApiContext& api) {
   router.Add("GET", "/api/machineactions/{id}", [&api](Request& r) { return GetAction(api, r); });
   router.Add("POST", "/api/machineactions/{id}/cancel",
              [&api](Request& r) { return CancelAction(api, r); });
+  router.Add("POST", "/api/machineactions/{id}/undo",
+             [&api](Request& r) { return UndoAction(api, r); });
   router.Add("GET", "/api/actiontypes", [&api](Request& r) { return ListActionTypes(api, r); });
 }
 

@@ -1,8 +1,10 @@
 // /api/machines: the device inventory, and one POST route per action type in the catalog
-// (POST /api/machines/{id}/isolate, .../unisolate, ...), plus offboarding.
+// (POST /api/machines/{id}/isolate, .../unisolate, ...), plus offboarding and PATCH of the
+// device group.
 #include "common/logging.h"
 #include "server/api/api_context.h"
 #include "server/api/resource_json.h"
+#include "server/indicators/indicator_publisher.h"
 
 namespace quell::server {
 namespace {
@@ -10,16 +12,34 @@ namespace {
 using http::Request;
 using http::Response;
 
+// The Machine resource, with the indicator version the device last acknowledged (null if
+// it never did).
+Response MachineResponse(ApiContext& api, const std::string& id) {
+  Result<Device> device = api.store.GetDevice(id);
+  if (!device.ok()) return Response::FromStatus(device.status());
+  Result<std::optional<IndicatorAckRecord>> ack = api.store.GetIndicatorAck(id);
+  if (!ack.ok()) return Response::FromStatus(ack.status());
+  nlohmann::json machine =
+      MachineToJson(WithPresence(api, *device), api.clock.Now(), api.inactive_after_ms);
+  machine["indicatorVersion"] = *ack ? nlohmann::json((*ack)->version) : nlohmann::json();
+  return Response::Json(200, machine);
+}
+
 Response ListMachines(ApiContext& api, Request& request) {
   if (auto auth = Authorize(api, request, Role::kViewer); !auth.ok()) {
     return Response::FromStatus(auth.status());
   }
   Result<std::vector<Device>> devices = api.store.ListDevices();
   if (!devices.ok()) return Response::FromStatus(devices.status());
+  Result<std::map<std::string, IndicatorAckRecord>> acks = api.store.ListIndicatorAcks();
+  if (!acks.ok()) return Response::FromStatus(acks.status());
   nlohmann::json value = nlohmann::json::array();
   UnixMillis now = api.clock.Now();
   for (const Device& d : *devices) {
-    value.push_back(MachineToJson(WithPresence(api, d), now, api.inactive_after_ms));
+    nlohmann::json machine = MachineToJson(WithPresence(api, d), now, api.inactive_after_ms);
+    auto ack = acks->find(d.id);
+    machine["indicatorVersion"] = ack == acks->end() ? nlohmann::json() : nlohmann::json(ack->second.version);
+    value.push_back(std::move(machine));
   }
   return Response::Json(200, {{"value", value}});
 }
@@ -28,10 +48,44 @@ Response GetMachine(ApiContext& api, Request& request) {
   if (auto auth = Authorize(api, request, Role::kViewer); !auth.ok()) {
     return Response::FromStatus(auth.status());
   }
-  Result<Device> device = api.store.GetDevice(request.path_params.at("id"));
-  if (!device.ok()) return Response::FromStatus(device.status());
-  return Response::Json(
-      200, MachineToJson(WithPresence(api, *device), api.clock.Now(), api.inactive_after_ms));
+  return MachineResponse(api, request.path_params.at("id"));
+}
+
+// PATCH /api/machines/{id} (a Quell extension): {"rbacGroupName": "..."} moves the device
+// into a device group, which decides the indicators that apply to it.
+Response PatchMachine(ApiContext& api, Request& request) {
+  Result<ApiToken> token = Authorize(api, request, Role::kAdmin);
+  if (!token.ok()) return Response::FromStatus(token.status());
+  Result<nlohmann::json> body = JsonObjectBody(request);
+  if (!body.ok()) return Response::FromStatus(body.status());
+  for (const auto& [key, value] : body->items()) {
+    if (key != "rbacGroupName") {
+      return Response::FromStatus(
+          InvalidArgument("unknown field '" + key + "' (updatable: rbacGroupName)"));
+    }
+  }
+  auto group = body->find("rbacGroupName");
+  if (group == body->end() || !group->is_string() || group->get<std::string>().size() > 256) {
+    return Response::FromStatus(
+        InvalidArgument("rbacGroupName is required: a string of at most 256 characters"));
+  }
+  const std::string& id = request.path_params.at("id");
+  Result<Device> before = api.store.GetDevice(id);
+  if (!before.ok()) return Response::FromStatus(before.status());
+  std::string name = group->get<std::string>();
+  if (Status set = api.store.SetDeviceGroup(id, name); !set.ok()) return Response::FromStatus(set);
+  if (Status audited = api.store.AppendAudit(
+          {.time = api.clock.Now(),
+           .actor = token->name,
+           .operation = "device.group_changed",
+           .target = id,
+           .details_json =
+               nlohmann::json{{"from", before->rbac_group_name}, {"to", name}}.dump()});
+      !audited.ok()) {
+    Logger("server.api")->error("device={} group change not audited: {}", id, audited.ToString());
+  }
+  if (api.indicators != nullptr) api.indicators->Changed();
+  return MachineResponse(api, id);
 }
 
 // POST /api/machines/{id}/{verb} for every catalog entry.
@@ -80,6 +134,7 @@ Response Offboard(ApiContext& api, Request& request) {
 void AddMachineRoutes(http::Router& router, ApiContext& api) {
   router.Add("GET", "/api/machines", [&api](Request& r) { return ListMachines(api, r); });
   router.Add("GET", "/api/machines/{id}", [&api](Request& r) { return GetMachine(api, r); });
+  router.Add("PATCH", "/api/machines/{id}", [&api](Request& r) { return PatchMachine(api, r); });
   router.Add("POST", "/api/machines/{id}/offboard", [&api](Request& r) { return Offboard(api, r); });
   for (const ActionTypeSpec& spec : ActionCatalog()) {
     router.Add("POST", "/api/machines/{id}/" + spec.route,

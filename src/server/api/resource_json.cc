@@ -44,6 +44,23 @@ nlohmann::json MachineToJson(const Device& d, UnixMillis now, UnixMillis inactiv
   };
 }
 
+namespace {
+
+// Defender's relatedFileInfo: the file a StopAndQuarantineFile action is about.
+nlohmann::json RelatedFileInfo(const MachineAction& a) {
+  if (a.type != "StopAndQuarantineFile") return nullptr;
+  auto params = nlohmann::json::parse(a.parameters_json, nullptr, false);
+  if (!params.is_object()) return nullptr;
+  for (const char* key : {"Sha1", "Sha256"}) {
+    if (auto it = params.find(key); it != params.end() && it->is_string()) {
+      return {{"fileIdentifier", *it}, {"fileIdentifierType", key}};
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 nlohmann::json MachineActionToJson(const MachineAction& a) {
   return {
       {"id", a.id},
@@ -64,7 +81,7 @@ nlohmann::json MachineActionToJson(const MachineAction& a) {
       {"cancellationDateTimeUtc",
        a.cancellation_time ? nlohmann::json(FormatIso8601(*a.cancellation_time))
                            : nlohmann::json(nullptr)},
-      {"relatedFileInfo", nullptr},
+      {"relatedFileInfo", RelatedFileInfo(a)},
       {"commands", nlohmann::json::array()},
       // Quell extensions.
       {"expirationDateTimeUtc", FormatIso8601(a.expiration_time)},

@@ -17,6 +17,7 @@
 #include "server/gateway/agent_gateway.h"
 #include "server/gateway/enrollment.h"
 #include "server/gateway/presence.h"
+#include "server/indicators/indicator_publisher.h"
 #include "server/gateway/session_registry.h"
 #include "server/pki/certificate_authority.h"
 #include "server/store/sqlite/sqlite_store.h"
@@ -31,6 +32,7 @@ struct Server::Parts {
   Presence presence;
   std::unique_ptr<ActionCenter> actions;
   std::unique_ptr<AlertService> alerts;
+  std::unique_ptr<IndicatorPublisher> indicators;
   std::unique_ptr<AgentGateway> gateway;
   std::unique_ptr<grpc::Server> grpc_server;
   int agent_port = 0;
@@ -82,13 +84,18 @@ Status Server::Start() {
       *parts->store, SystemClock::Instance(),
       AlertServiceOptions{.dedup_window_ms = options_.alert_dedup_window_seconds * 1000});
 
+  parts->indicators =
+      std::make_unique<IndicatorPublisher>(*parts->store, SystemClock::Instance());
+  parts->indicators->Start();
+
   // Agents.
   QUELL_ASSIGN_OR_RETURN(auto agent_addr, ParseListenAddress(options_.agent_listen));
   parts->gateway = std::make_unique<AgentGateway>(
       *parts->store, *parts->ca, *parts->actions, parts->sessions, parts->presence,
       SystemClock::Instance(),
       AgentGatewayOptions{.heartbeat_interval_seconds = options_.heartbeat_interval_seconds,
-                          .alerts = parts->alerts.get()});
+                          .alerts = parts->alerts.get(),
+                          .indicators = parts->indicators.get()});
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.agent_listen, AgentGateway::Credentials(*parts->ca),
                            &parts->agent_port);
@@ -116,6 +123,7 @@ Status Server::Start() {
       static_cast<UnixMillis>(options_.heartbeat_interval_seconds) * 3 * 1000,
       &parts->presence});
   parts->api->alerts = parts->alerts.get();
+  parts->api->indicators = parts->indicators.get();
   AddApiRoutes(parts->router, *parts->api);
   parts->https = std::make_unique<http::HttpsServer>(
       http::ServerOptions{.address = api_addr.first,
@@ -172,6 +180,7 @@ void Server::Stop() {
   parts_->housekeeping.request_stop();
   if (parts_->housekeeping.joinable()) parts_->housekeeping.join();
   parts_->https->Stop();
+  parts_->indicators->Stop();
   parts_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (Status flushed = parts_->presence.Flush(*parts_->store); !flushed.ok()) {
     Logger("server.gateway")->warn("last-seen times not written at stop: {}", flushed.ToString());

@@ -14,6 +14,7 @@
 #include "server/actions/action_center.h"
 #include "server/alerts/alert_service.h"
 #include "server/gateway/presence.h"
+#include "server/indicators/indicator_publisher.h"
 #include "server/gateway/session_registry.h"
 #include "server/pki/certificate_authority.h"
 #include "server/store/store.h"
@@ -24,6 +25,8 @@ struct AgentGatewayOptions {
   uint32_t heartbeat_interval_seconds = 30;  // told to agents in Welcome
   // Where detections go; nullptr: they are not acknowledged and stay spooled on the agents.
   AlertService* alerts = nullptr;
+  // Keeps agents' indicators current (Hello, IndicatorAck); nullptr: no indicator sync.
+  IndicatorPublisher* indicators = nullptr;
 };
 
 class AgentGateway final : public quell::v1::AgentGateway::CallbackService {

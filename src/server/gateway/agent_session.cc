@@ -2,6 +2,7 @@
 
 #include "common/logging.h"
 #include "server/actions/action_lifecycle.h"
+#include "server/gateway/file_sightings.h"
 
 namespace quell::server {
 namespace {
@@ -99,6 +100,9 @@ Status AgentSession::Handle(const quell::v1::AgentMessage& message) {
     case quell::v1::AgentMessage::kActionUpdate: return HandleUpdate(message.action_update());
     case quell::v1::AgentMessage::kNotice: return HandleNotice(message.notice());
     case quell::v1::AgentMessage::kDetection: return HandleDetection(message.detection());
+    case quell::v1::AgentMessage::kIndicatorAck: return HandleIndicatorAck(message.indicator_ack());
+    case quell::v1::AgentMessage::kFileSightings:
+      return HandleFileSightings(message.file_sightings());
     default: return InvalidArgument("empty message");
   }
 }
@@ -132,6 +136,23 @@ Status AgentSession::HandleHello(const quell::v1::Hello& hello) {
   QUELL_ASSIGN_OR_RETURN(std::vector<MachineAction> open,
                          gateway_.actions().OpenActionsFor(device_id_));
   for (const MachineAction& action : open) Send(ToActionRequestMessage(action));
+  // The indicator catch-up is computed on the publisher's thread, never on gRPC's.
+  if (IndicatorPublisher* indicators = gateway_.options().indicators) {
+    indicators->Connected(link_, hello.indicator_version());
+  }
+  return Status::Ok();
+}
+
+Status AgentSession::HandleIndicatorAck(const quell::v1::IndicatorAck& ack) {
+  IndicatorPublisher* indicators = gateway_.options().indicators;
+  if (indicators == nullptr) return Status::Ok();
+  // Only informational (the Machine resource's indicatorVersion, and whether the next Hello
+  // may get a delta): a store error is logged, never a reason to end the stream.
+  if (Status s = indicators->Acknowledged(device_id_, ack.version()); !s.ok()) {
+    Logger("server.gateway")
+        ->error("device={} cannot record indicator ack {}: {}", device_id_, ack.version(),
+                s.ToString());
+  }
   return Status::Ok();
 }
 
@@ -193,8 +214,34 @@ Status AgentSession::HandleDetection(const quell::v1::Detection& detection) {
     Logger("server.gateway")
         ->warn("device={} detection dropped: {}", device_id_, ingested.status().message());
   }
+  // Where the detected file lives, for fleet-wide actions on its hash (best effort).
+  std::vector<FileSighting> seen =
+      SightingsFromDetection(device_id_, detection, gateway_.clock().Now());
+  if (!seen.empty()) {
+    if (Status s = gateway_.store().RecordFileSightings(seen); !s.ok()) {
+      Logger("server.gateway")
+          ->error("device={} cannot record file sightings: {}", device_id_, s.ToString());
+    }
+  }
   // Stored now, or stored before (a resend after a lost ack): either way it is safe.
   Ack(detection.sequence());
+  return Status::Ok();
+}
+
+Status AgentSession::HandleFileSightings(const quell::v1::FileSightings& sightings) {
+  ParsedSightings parsed = ParseFileSightings(device_id_, sightings, gateway_.clock().Now());
+  if (parsed.dropped > 0) {
+    Logger("server.gateway")
+        ->warn("device={} {} malformed or excess file sighting(s) dropped", device_id_,
+               parsed.dropped);
+  }
+  if (parsed.valid.empty()) return Status::Ok();
+  // Best effort by contract (the agent repeats sightings later): a store error is logged,
+  // never a reason to drop the agent's stream.
+  if (Status s = gateway_.store().RecordFileSightings(parsed.valid); !s.ok()) {
+    Logger("server.gateway")
+        ->error("device={} cannot record file sightings: {}", device_id_, s.ToString());
+  }
   return Status::Ok();
 }
 

@@ -36,6 +36,8 @@ class AgentSession final
   Status HandleUpdate(const quell::v1::ActionUpdate& update);
   Status HandleNotice(const quell::v1::Notice& notice);
   Status HandleDetection(const quell::v1::Detection& detection);
+  Status HandleFileSightings(const quell::v1::FileSightings& sightings);
+  Status HandleIndicatorAck(const quell::v1::IndicatorAck& ack);
   void Ack(uint64_t sequence);
   void Send(quell::v1::ServerMessage message);  // through the link, so ordering is kept
   void FinishOnce(grpc::Status status);

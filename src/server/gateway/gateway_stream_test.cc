@@ -196,5 +196,46 @@ TEST_F(GatewayStreamTest, ANewConnectionReplacesTheOld) {
   EXPECT_EQ(second.Read().action_request().action_id(), action.id);
 }
 
+TEST_F(GatewayStreamTest, IndicatorsReachTheAgentAndItsAckIsRecorded) {
+  EnrolledAgent agent = Enroll("h1");
+  ASSERT_TRUE(store_
+                  ->PutIndicators({{.id = "ind-1",
+                                    .type = IndicatorType::kIpAddress,
+                                    .value = "192.0.2.0/24",
+                                    .action = IndicatorAction::kWarn,
+                                    .title = "t"}},
+                                  {.actor = "tester"})
+                  .ok());
+  Stream s = Connect(agent, "h1");  // hello.indicator_version = 0: a snapshot is due
+  // The session registers with the publisher right after sending Welcome.
+  ASSERT_TRUE(Eventually([&] { return indicators_->Tracks(agent.device_id); }));
+  ASSERT_TRUE(indicators_->PublishPending().ok());
+  ServerMessage delta = s.Read();
+  ASSERT_TRUE(delta.has_indicator_delta());
+  EXPECT_TRUE(delta.indicator_delta().full());
+  EXPECT_EQ(delta.indicator_delta().to_version(), 1u);
+  ASSERT_EQ(delta.indicator_delta().upserts_size(), 1);
+  EXPECT_EQ(delta.indicator_delta().upserts(0).value(), "192.0.2.0/24");
+  EXPECT_EQ(delta.indicator_delta().upserts(0).action(), "Audit");  // Warn as agents see it
+
+  AgentMessage ack;
+  ack.mutable_indicator_ack()->set_version(1);
+  ASSERT_TRUE(s.Write(ack));
+  ASSERT_TRUE(Eventually([&] {
+    auto recorded = store_->GetIndicatorAck(agent.device_id);
+    return recorded.ok() && recorded->has_value() && (*recorded)->version == 1;
+  }));
+  // The stream is still up: a deletion arrives as a delta.
+  ASSERT_TRUE(store_->DeleteIndicators({"ind-1"}, {.actor = "tester"}).ok());
+  indicators_->Changed();
+  ASSERT_TRUE(indicators_->PublishPending().ok());
+  ServerMessage removal = s.Read();
+  ASSERT_TRUE(removal.has_indicator_delta());
+  EXPECT_FALSE(removal.indicator_delta().full());
+  EXPECT_EQ(removal.indicator_delta().from_version(), 1u);
+  ASSERT_EQ(removal.indicator_delta().removed_ids_size(), 1);
+  EXPECT_EQ(removal.indicator_delta().removed_ids(0), "ind-1");
+}
+
 }  // namespace
 }  // namespace quell::server

@@ -27,8 +27,11 @@ class GatewayTestEnv : public ::testing::Test {
     ca_ = std::make_unique<CertificateAuthority>(std::move(ca).value());
     actions_ = std::make_unique<ActionCenter>(*store_, clock_);
     actions_->SetDispatcher(&sessions_);
-    gateway_ = std::make_unique<AgentGateway>(*store_, *ca_, *actions_, sessions_, presence_, clock_,
-                                              AgentGatewayOptions{.heartbeat_interval_seconds = 7});
+    // Not started: a test sends pending indicator deltas with indicators_->PublishPending().
+    indicators_ = std::make_unique<IndicatorPublisher>(*store_, clock_);
+    gateway_ = std::make_unique<AgentGateway>(
+        *store_, *ca_, *actions_, sessions_, presence_, clock_,
+        AgentGatewayOptions{.heartbeat_interval_seconds = 7, .indicators = indicators_.get()});
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", AgentGateway::Credentials(*ca_), &port_);
     builder.RegisterService(gateway_.get());
@@ -86,6 +89,7 @@ class GatewayTestEnv : public ::testing::Test {
   SessionRegistry sessions_;
   Presence presence_;
   std::unique_ptr<ActionCenter> actions_;
+  std::unique_ptr<IndicatorPublisher> indicators_;
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -78,4 +78,47 @@ std::optional<AlertStatus> ParseAlertStatus(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view IndicatorTypeName(IndicatorType t) {
+  switch (t) {
+    case IndicatorType::kFileSha1: return "FileSha1";
+    case IndicatorType::kFileSha256: return "FileSha256";
+    case IndicatorType::kFileMd5: return "FileMd5";
+    case IndicatorType::kCertificateThumbprint: return "CertificateThumbprint";
+    case IndicatorType::kIpAddress: return "IpAddress";
+    case IndicatorType::kDomainName: return "DomainName";
+    case IndicatorType::kUrl: return "Url";
+  }
+  return "?";
+}
+
+std::optional<IndicatorType> ParseIndicatorType(std::string_view s) {
+  for (IndicatorType v :
+       {IndicatorType::kFileSha1, IndicatorType::kFileSha256, IndicatorType::kFileMd5,
+        IndicatorType::kCertificateThumbprint, IndicatorType::kIpAddress,
+        IndicatorType::kDomainName, IndicatorType::kUrl}) {
+    if (IndicatorTypeName(v) == s) return v;
+  }
+  return std::nullopt;
+}
+
+std::string_view IndicatorActionName(IndicatorAction a) {
+  switch (a) {
+    case IndicatorAction::kAllowed: return "Allowed";
+    case IndicatorAction::kAudit: return "Audit";
+    case IndicatorAction::kWarn: return "Warn";
+    case IndicatorAction::kBlock: return "Block";
+    case IndicatorAction::kBlockAndRemediate: return "BlockAndRemediate";
+  }
+  return "?";
+}
+
+std::optional<IndicatorAction> ParseIndicatorAction(std::string_view s) {
+  for (IndicatorAction v : {IndicatorAction::kAllowed, IndicatorAction::kAudit,
+                            IndicatorAction::kWarn, IndicatorAction::kBlock,
+                            IndicatorAction::kBlockAndRemediate}) {
+    if (IndicatorActionName(v) == s) return v;
+  }
+  return std::nullopt;
+}
+
 }  // namespace quell::server

@@ -187,6 +187,89 @@ struct AlertFilter {
   size_t top = 10000;
 };
 
+// ---- file sightings ---------------------------------------------------------------------
+
+// Where a file was seen. Agents report the hashes of executables they see run and of files
+// they scan, so a fleet-wide action on a hash knows which devices to ask.
+struct FileSighting {
+  std::string device_id;
+  std::string sha256;  // lowercase hex, never empty
+  std::string sha1;    // lowercase hex or empty
+  std::string md5;     // lowercase hex or empty
+  std::string path;
+  std::string source;  // "exec" | "scan"
+  UnixMillis first_seen = 0;
+  UnixMillis last_seen = 0;
+
+  friend bool operator==(const FileSighting&, const FileSighting&) = default;
+};
+
+// ---- indicators ------------------------------------------------------------------------
+
+// Defender's indicator types and actions (REST spelling via the Name/Parse functions below).
+enum class IndicatorType {
+  kFileSha1, kFileSha256, kFileMd5, kCertificateThumbprint, kIpAddress, kDomainName, kUrl
+};
+enum class IndicatorAction { kAllowed, kAudit, kWarn, kBlock, kBlockAndRemediate };
+
+// One indicator as stored. `value` is already normalized (server/indicators/), and
+// (type, value) is unique: submitting an existing pair updates that indicator.
+struct Indicator {
+  std::string id;                     // UUID
+  IndicatorType type = IndicatorType::kFileSha256;
+  std::string value;
+  IndicatorAction action = IndicatorAction::kBlock;
+  AlertSeverity severity = AlertSeverity::kInformational;
+  std::string title;
+  std::string description;
+  std::string recommended_actions;
+  std::string application;
+  std::optional<UnixMillis> expiration_time;  // nullopt: never expires
+  bool generate_alert = false;
+  std::vector<std::string> rbac_group_names;  // empty: applies to every device
+  std::string created_by;
+  std::string last_updated_by;
+  UnixMillis creation_time = 0;
+  UnixMillis last_update_time = 0;
+  int64_t version = 0;  // the indicator version of its last change; assigned by the store
+
+  friend bool operator==(const Indicator&, const Indicator&) = default;
+};
+
+struct IndicatorFilter {
+  std::optional<IndicatorType> type;
+  std::optional<IndicatorAction> action;
+  std::optional<std::string> value;
+  size_t skip = 0;
+  size_t top = 10000;
+};
+
+// One entry of the change log: the indicator as it is now, or its removal.
+struct IndicatorChange {
+  int64_t version = 0;
+  std::string id;
+  std::optional<Indicator> indicator;  // nullopt: deleted at `version`
+
+  friend bool operator==(const IndicatorChange&, const IndicatorChange&) = default;
+};
+
+struct IndicatorVersionInfo {
+  int64_t current = 0;     // the version of the newest change; 0 before the first one
+  // Deltas are exact only from a base >= delta_floor: tombstones of deletions at or below
+  // it have been pruned, so older bases need a full snapshot.
+  int64_t delta_floor = 0;
+};
+
+// What a device confirmed it has applied (IndicatorAck), and for which device group the
+// server had computed it.
+struct IndicatorAckRecord {
+  int64_t version = 0;
+  std::string group_name;
+  UnixMillis time = 0;
+
+  friend bool operator==(const IndicatorAckRecord&, const IndicatorAckRecord&) = default;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -258,6 +341,48 @@ class Store {
   virtual Status RecordDetection(const std::string& detection_id, const Alert& alert,
                                  bool create) = 0;
   virtual Result<bool> IsDetectionRecorded(const std::string& detection_id) = 0;
+
+  // Upserts sightings in one transaction, keyed by (device_id, sha256, path): first_seen of
+  // a known one is kept; last_seen, source and the other hashes are replaced.
+  virtual Status RecordFileSightings(const std::vector<FileSighting>& sightings) = 0;
+  // Sightings whose sha256, sha1 or md5 equals `hash` (lowercase hex), newest first.
+  virtual Result<std::vector<FileSighting>> ListFileSightings(const std::string& hash,
+                                                              size_t top) = 0;
+
+  // Indicators. Every create, update and delete takes the next value of one global,
+  // increasing indicator version, so "what changed since V" is a query on that version.
+  //
+  // Submit-or-update, all in one transaction: an indicator whose (type, value) exists
+  // already updates that row (keeping its id, creation_time and created_by), otherwise it
+  // is inserted with its id. Each gets its own new version. For each one, a copy of `audit`
+  // with target = the indicator id is appended. Returns the indicators as stored, in order.
+  // InvalidArgument if two entries of the call share (type, value).
+  virtual Result<std::vector<Indicator>> PutIndicators(const std::vector<Indicator>& indicators,
+                                                       const AuditEntry& audit) = 0;
+  virtual Result<Indicator> GetIndicator(const std::string& id) = 0;  // NotFound if absent
+  // Sorted by id.
+  virtual Result<std::vector<Indicator>> ListIndicators(const IndicatorFilter& filter) = 0;
+  // Deletes those of `ids` that exist, in one transaction, each leaving a tombstone at a new
+  // version and an audit entry (a copy of `audit`, target = id). Returns the deleted ids.
+  virtual Result<std::vector<std::string>> DeleteIndicators(const std::vector<std::string>& ids,
+                                                            const AuditEntry& audit) = 0;
+  virtual Result<IndicatorVersionInfo> GetIndicatorVersion() = 0;
+  // Changes with after < version <= upto, oldest first, at most `limit`. Tombstones only
+  // when include_removed (a full snapshot lists from 0 without them).
+  virtual Result<std::vector<IndicatorChange>> ListIndicatorChanges(int64_t after, int64_t upto,
+                                                                    bool include_removed,
+                                                                    size_t limit) = 0;
+  // Forgets tombstones of deletions before `deleted_before`, raising delta_floor.
+  virtual Status PruneIndicatorTombstones(UnixMillis deleted_before) = 0;
+  // Sets only the device's rbac_group_name. NotFound if absent.
+  virtual Status SetDeviceGroup(const std::string& device_id, const std::string& group_name) = 0;
+  // Records the device's IndicatorAck (replacing the previous one). NotFound if no device.
+  virtual Status RecordIndicatorAck(const std::string& device_id,
+                                    const IndicatorAckRecord& ack) = 0;
+  virtual Result<std::optional<IndicatorAckRecord>> GetIndicatorAck(
+      const std::string& device_id) = 0;
+  // Every device's record, by device id (devices that never acked are absent).
+  virtual Result<std::map<std::string, IndicatorAckRecord>> ListIndicatorAcks() = 0;
 };
 
 // Enum <-> the exact strings of the REST API (MDE spelling).
@@ -272,5 +397,9 @@ std::string_view AlertSeverityName(AlertSeverity s);  // "UnSpecified", "Informa
 std::optional<AlertSeverity> ParseAlertSeverity(std::string_view s);
 std::string_view AlertStatusName(AlertStatus s);      // "New", "InProgress", "Resolved"
 std::optional<AlertStatus> ParseAlertStatus(std::string_view s);
+std::string_view IndicatorTypeName(IndicatorType t);      // "FileSha1", ..., "Url"
+std::optional<IndicatorType> ParseIndicatorType(std::string_view s);
+std::string_view IndicatorActionName(IndicatorAction a);  // "Allowed", ..., "BlockAndRemediate"
+std::optional<IndicatorAction> ParseIndicatorAction(std::string_view s);
 
 }  // namespace quell::server

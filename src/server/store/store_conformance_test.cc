@@ -583,6 +583,42 @@ TEST_P(StoreConformanceTest, ListAlertsFiltersOrdersAndPages) {
   EXPECT_EQ(ids({.skip = 1, .top = 1}), (V{"info"}));
 }
 
+// ---- file sightings ----
+
+TEST_P(StoreConformanceTest, FileSightingsUpsertPerDeviceHashAndPathAndFindByAnyHash) {
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-a")).ok());
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-b")).ok());
+  std::string sha256(64, 'a'), sha1(40, 'b'), md5(32, 'c');
+  FileSighting a{.device_id = "dev-a", .sha256 = sha256, .sha1 = sha1, .md5 = md5,
+                 .path = "/tmp/x", .source = "exec", .first_seen = kT0, .last_seen = kT0};
+  FileSighting b = a;
+  b.device_id = "dev-b";
+  b.path = "/opt/x y\nz";
+  b.first_seen = b.last_seen = kT0 + 5;
+  ASSERT_TRUE(store().RecordFileSightings({a, b}).ok());
+  // Seen again later by a scan: one row, first_seen kept.
+  FileSighting again = a;
+  again.source = "scan";
+  again.first_seen = again.last_seen = kT0 + 10;
+  ASSERT_TRUE(store().RecordFileSightings({again}).ok());
+
+  auto by256 = store().ListFileSightings(sha256, 100);
+  ASSERT_TRUE(by256.ok()) << by256.status().ToString();
+  FileSighting merged = a;
+  merged.source = "scan";
+  merged.last_seen = kT0 + 10;
+  EXPECT_EQ(*by256, (std::vector<FileSighting>{merged, b}));
+  EXPECT_EQ(*store().ListFileSightings(sha1, 100), *by256);
+  EXPECT_EQ(*store().ListFileSightings(md5, 100), *by256);
+  EXPECT_EQ(store().ListFileSightings(md5, 1)->size(), 1u);
+  EXPECT_TRUE(store().ListFileSightings(std::string(64, 'f'), 100)->empty());
+  // A sighting for an unknown device is refused, and the batch with it writes nothing.
+  FileSighting stray = a;
+  stray.device_id = "nope";
+  stray.path = "/other";
+  EXPECT_FALSE(store().RecordFileSightings({stray}).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Stores, StoreConformanceTest,
     ::testing::Values(StoreFactory{

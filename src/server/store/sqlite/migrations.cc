@@ -129,6 +129,71 @@ CREATE TABLE alert_detections (
 ) STRICT;
 CREATE INDEX alert_detections_by_alert ON alert_detections (alert_id);
 )sql"},
+    {3, R"sql(
+-- Where files were seen (agents report executables run and files scanned).
+CREATE TABLE file_sightings (
+  device_id  TEXT NOT NULL REFERENCES devices (id),
+  sha256     TEXT NOT NULL,
+  sha1       TEXT NOT NULL,
+  md5        TEXT NOT NULL,
+  path       TEXT NOT NULL,
+  source     TEXT NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen  INTEGER NOT NULL,
+  PRIMARY KEY (device_id, sha256, path)
+) STRICT;
+CREATE INDEX file_sightings_by_sha256 ON file_sightings (sha256);
+CREATE INDEX file_sightings_by_sha1 ON file_sightings (sha1);
+CREATE INDEX file_sightings_by_md5 ON file_sightings (md5);
+)sql"},
+    // Indicators (issue 4). Numbered 4: 3 is reserved for file sightings; each migration is
+    // applied by its own number, so the order in which they land does not matter.
+    {4, R"sql(
+CREATE TABLE indicators (
+  id                  TEXT PRIMARY KEY,
+  type                TEXT NOT NULL,
+  value               TEXT NOT NULL,
+  action              TEXT NOT NULL,
+  severity            TEXT NOT NULL,
+  title               TEXT NOT NULL,
+  description         TEXT NOT NULL,
+  recommended_actions TEXT NOT NULL,
+  application         TEXT NOT NULL,
+  expiration_time     INTEGER,
+  generate_alert      INTEGER NOT NULL,
+  rbac_group_names    TEXT NOT NULL,
+  created_by          TEXT NOT NULL,
+  last_updated_by     TEXT NOT NULL,
+  creation_time       INTEGER NOT NULL,
+  last_update_time    INTEGER NOT NULL,
+  version             INTEGER NOT NULL UNIQUE   -- its index serves "changes since V"
+) STRICT;
+-- Value first: serves the submit-or-update lookup and $filter on indicatorValue alike.
+CREATE UNIQUE INDEX indicators_by_value ON indicators (value, type);
+
+-- Deleted indicators, so a delta can tell agents to remove them; pruned by age.
+CREATE TABLE indicator_tombstones (
+  id           TEXT PRIMARY KEY,
+  version      INTEGER NOT NULL UNIQUE,
+  deleted_time INTEGER NOT NULL
+) STRICT;
+CREATE INDEX indicator_tombstones_by_time ON indicator_tombstones (deleted_time);
+
+-- The global indicator version and the oldest base a delta can be computed from.
+CREATE TABLE indicator_state (
+  singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+  version     INTEGER NOT NULL,
+  delta_floor INTEGER NOT NULL
+) STRICT;
+INSERT INTO indicator_state (singleton, version, delta_floor) VALUES (1, 0, 0);
+
+CREATE TABLE device_indicator_acks (
+  device_id  TEXT PRIMARY KEY REFERENCES devices (id),
+  version    INTEGER NOT NULL,
+  group_name TEXT NOT NULL,
+  time       INTEGER NOT NULL
+) STRICT;
+)sql"},
 };
 
 Result<int64_t> NewestApplied(Db& db) {

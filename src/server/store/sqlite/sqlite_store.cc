@@ -5,6 +5,7 @@
 #include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <utility>
 
 #include "server/store/sqlite/db.h"
@@ -232,6 +233,42 @@ Result<Alert> ReadAlert(Statement& s) {
   a.incident_id = s.Text();
   a.version = s.Int();
   return a;
+}
+
+constexpr std::string_view kIndicatorColumns =
+    "id, type, value, action, severity, title, description, recommended_actions, application, "
+    "expiration_time, generate_alert, rbac_group_names, created_by, last_updated_by, "
+    "creation_time, last_update_time, version";
+constexpr int kIndicatorColumnCount = 17;
+
+void BindIndicator(Statement& s, const Indicator& i) {
+  s.Bind(i.id, IndicatorTypeName(i.type), i.value, IndicatorActionName(i.action),
+         AlertSeverityName(i.severity), i.title, i.description, i.recommended_actions,
+         i.application, i.expiration_time, i.generate_alert,
+         nlohmann::json(i.rbac_group_names).dump(), i.created_by, i.last_updated_by,
+         i.creation_time, i.last_update_time, i.version);
+}
+
+Result<Indicator> ReadIndicator(Statement& s) {
+  Indicator i;
+  i.id = s.Text();
+  QUELL_ASSIGN_OR_RETURN(i.type, ReadEnum(s, ParseIndicatorType));
+  i.value = s.Text();
+  QUELL_ASSIGN_OR_RETURN(i.action, ReadEnum(s, ParseIndicatorAction));
+  QUELL_ASSIGN_OR_RETURN(i.severity, ReadEnum(s, ParseAlertSeverity));
+  i.title = s.Text();
+  i.description = s.Text();
+  i.recommended_actions = s.Text();
+  i.application = s.Text();
+  i.expiration_time = s.OptionalInt();
+  i.generate_alert = s.Bool();
+  QUELL_ASSIGN_OR_RETURN(i.rbac_group_names, ReadStringList(s));
+  i.created_by = s.Text();
+  i.last_updated_by = s.Text();
+  i.creation_time = s.Int();
+  i.last_update_time = s.Int();
+  i.version = s.Int();
+  return i;
 }
 
 template <typename T>
@@ -542,7 +579,277 @@ class SqliteStore final : public Store {
     return stmt.Step();
   }
 
+  Status RecordFileSightings(const std::vector<FileSighting>& sightings) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    for (const FileSighting& f : sightings) {
+      QUELL_RETURN_IF_ERROR(db_.Run(
+          "INSERT INTO file_sightings (device_id, sha256, sha1, md5, path, source, first_seen, "
+          "last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+          "ON CONFLICT (device_id, sha256, path) DO UPDATE SET sha1 = ?3, md5 = ?4, "
+          "source = ?6, last_seen = MAX(last_seen, ?8)",
+          f.device_id, f.sha256, f.sha1, f.md5, f.path, f.source, f.first_seen, f.last_seen));
+    }
+    return tx.Commit();
+  }
+
+  Result<std::vector<FileSighting>> ListFileSightings(const std::string& hash,
+                                                      size_t top) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare("SELECT device_id, sha256, sha1, md5, path, source, first_seen, last_seen "
+                    "FROM file_sightings WHERE sha256 = ?1 OR sha1 = ?1 OR md5 = ?1 "
+                    "ORDER BY last_seen DESC, device_id, path LIMIT ?2",
+                    hash, Limit(top)));
+    std::vector<FileSighting> out;
+    while (true) {
+      QUELL_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) return out;
+      FileSighting f;
+      f.device_id = stmt.Text();
+      f.sha256 = stmt.Text();
+      f.sha1 = stmt.Text();
+      f.md5 = stmt.Text();
+      f.path = stmt.Text();
+      f.source = stmt.Text();
+      f.first_seen = stmt.Int();
+      f.last_seen = stmt.Int();
+      out.push_back(std::move(f));
+    }
+  }
+
+  Result<std::vector<Indicator>> PutIndicators(const std::vector<Indicator>& indicators,
+                                               const AuditEntry& audit) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    QUELL_ASSIGN_OR_RETURN(int64_t version, IndicatorVersionLocked());
+    std::vector<Indicator> stored;
+    stored.reserve(indicators.size());
+    std::set<std::pair<IndicatorType, std::string>> seen;
+    for (const Indicator& given : indicators) {
+      if (!seen.emplace(given.type, given.value).second) {
+        return InvalidArgument("indicator " + std::string(IndicatorTypeName(given.type)) + " '" +
+                               given.value + "' appears twice in one request");
+      }
+      Indicator row = given;
+      row.version = ++version;
+      QUELL_ASSIGN_OR_RETURN(
+          Statement find,
+          db_.Prepare(Sql("SELECT ", kIndicatorColumns,
+                          " FROM indicators WHERE type = ?1 AND value = ?2"),
+                      IndicatorTypeName(given.type), given.value));
+      QUELL_ASSIGN_OR_RETURN(bool exists, find.Step());
+      if (exists) {
+        QUELL_ASSIGN_OR_RETURN(Indicator current, ReadIndicator(find));
+        row.id = current.id;
+        row.creation_time = current.creation_time;
+        row.created_by = current.created_by;
+        QUELL_ASSIGN_OR_RETURN(
+            Statement update,
+            db_.Prepare(UpdateSql("indicators", kIndicatorColumns, kIndicatorColumnCount)));
+        BindIndicator(update, row);
+        QUELL_RETURN_IF_ERROR(update.Run());
+      } else {
+        QUELL_ASSIGN_OR_RETURN(
+            Statement insert,
+            db_.Prepare(InsertSql("indicators", kIndicatorColumns, kIndicatorColumnCount)));
+        BindIndicator(insert, row);
+        QUELL_RETURN_IF_ERROR(ExistsAs(insert.Run(), "indicator " + row.id + " already exists"));
+      }
+      AuditEntry entry = audit;
+      entry.target = row.id;
+      QUELL_RETURN_IF_ERROR(AppendAuditLocked(entry));
+      stored.push_back(std::move(row));
+    }
+    QUELL_RETURN_IF_ERROR(db_.Run("UPDATE indicator_state SET version = ?", version));
+    QUELL_RETURN_IF_ERROR(tx.Commit());
+    return stored;
+  }
+
+  Result<Indicator> GetIndicator(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    return GetByIdLocked("indicators", kIndicatorColumns, ReadIndicator, id,
+                         "indicator " + id + " not found");
+  }
+
+  Result<std::vector<Indicator>> ListIndicators(const IndicatorFilter& filter) override {
+    std::lock_guard lock(mu_);
+    std::optional<std::string_view> type, action;
+    if (filter.type) type = IndicatorTypeName(*filter.type);
+    if (filter.action) action = IndicatorActionName(*filter.action);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare(Sql("SELECT ", kIndicatorColumns,
+                        " FROM indicators WHERE (?1 IS NULL OR type = ?1) "
+                        "AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR value = ?3) "
+                        "ORDER BY id LIMIT ?4 OFFSET ?5"),
+                    type, action, filter.value, Limit(filter.top), Limit(filter.skip)));
+    return ReadAll(stmt, ReadIndicator);
+  }
+
+  Result<std::vector<std::string>> DeleteIndicators(const std::vector<std::string>& ids,
+                                                    const AuditEntry& audit) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    QUELL_ASSIGN_OR_RETURN(int64_t version, IndicatorVersionLocked());
+    std::vector<std::string> deleted;
+    for (const std::string& id : ids) {
+      QUELL_RETURN_IF_ERROR(db_.Run("DELETE FROM indicators WHERE id = ?", id));
+      if (db_.Changes() == 0) continue;  // unknown, or listed twice
+      ++version;
+      QUELL_RETURN_IF_ERROR(db_.Run(
+          "INSERT INTO indicator_tombstones (id, version, deleted_time) VALUES (?, ?, ?)", id,
+          version, audit.time));
+      AuditEntry entry = audit;
+      entry.target = id;
+      QUELL_RETURN_IF_ERROR(AppendAuditLocked(entry));
+      deleted.push_back(id);
+    }
+    if (deleted.empty()) return deleted;  // nothing changed: rolled back, version unchanged
+    QUELL_RETURN_IF_ERROR(db_.Run("UPDATE indicator_state SET version = ?", version));
+    QUELL_RETURN_IF_ERROR(tx.Commit());
+    return deleted;
+  }
+
+  Result<IndicatorVersionInfo> GetIndicatorVersion() override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Statement stmt,
+                           db_.Prepare("SELECT version, delta_floor FROM indicator_state"));
+    QUELL_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return Internal("indicator_state has no row");
+    IndicatorVersionInfo info;
+    info.current = stmt.Int();
+    info.delta_floor = stmt.Int();
+    return info;
+  }
+
+  Result<std::vector<IndicatorChange>> ListIndicatorChanges(int64_t after, int64_t upto,
+                                                            bool include_removed,
+                                                            size_t limit) override {
+    std::lock_guard lock(mu_);
+    // Two index range scans on version, merged: both are ordered and capped at `limit`.
+    QUELL_ASSIGN_OR_RETURN(
+        Statement live,
+        db_.Prepare(Sql("SELECT ", kIndicatorColumns,
+                        " FROM indicators WHERE version > ?1 AND version <= ?2 "
+                        "ORDER BY version LIMIT ?3"),
+                    after, upto, Limit(limit)));
+    QUELL_ASSIGN_OR_RETURN(std::vector<Indicator> upserts, ReadAll(live, ReadIndicator));
+    std::vector<IndicatorChange> removed;
+    if (include_removed) {
+      QUELL_ASSIGN_OR_RETURN(
+          Statement gone,
+          db_.Prepare("SELECT id, version FROM indicator_tombstones "
+                      "WHERE version > ?1 AND version <= ?2 ORDER BY version LIMIT ?3",
+                      after, upto, Limit(limit)));
+      while (true) {
+        QUELL_ASSIGN_OR_RETURN(bool row, gone.Step());
+        if (!row) break;
+        IndicatorChange change;
+        change.id = gone.Text();
+        change.version = gone.Int();
+        removed.push_back(std::move(change));
+      }
+    }
+    std::vector<IndicatorChange> changes;
+    changes.reserve(std::min(limit, upserts.size() + removed.size()));
+    size_t u = 0, r = 0;
+    while (changes.size() < limit && (u < upserts.size() || r < removed.size())) {
+      if (r == removed.size() || (u < upserts.size() && upserts[u].version < removed[r].version)) {
+        IndicatorChange change;
+        change.version = upserts[u].version;
+        change.id = upserts[u].id;
+        change.indicator = std::move(upserts[u]);
+        changes.push_back(std::move(change));
+        ++u;
+      } else {
+        changes.push_back(std::move(removed[r]));
+        ++r;
+      }
+    }
+    return changes;
+  }
+
+  Status PruneIndicatorTombstones(UnixMillis deleted_before) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    QUELL_ASSIGN_OR_RETURN(
+        Statement newest,
+        db_.Prepare("SELECT MAX(version) FROM indicator_tombstones WHERE deleted_time < ?",
+                    deleted_before));
+    QUELL_RETURN_IF_ERROR(newest.Step().status());
+    std::optional<int64_t> floor = newest.OptionalInt();
+    if (!floor) return Status::Ok();
+    // Deletion times follow versions, so every tombstone up to `floor` goes.
+    QUELL_RETURN_IF_ERROR(db_.Run("DELETE FROM indicator_tombstones WHERE version <= ?", *floor));
+    QUELL_RETURN_IF_ERROR(db_.Run(
+        "UPDATE indicator_state SET delta_floor = MAX(delta_floor, ?)", *floor));
+    return tx.Commit();
+  }
+
+  Status SetDeviceGroup(const std::string& device_id, const std::string& group_name) override {
+    std::lock_guard lock(mu_);
+    QUELL_RETURN_IF_ERROR(
+        db_.Run("UPDATE devices SET rbac_group_name = ?2 WHERE id = ?1", device_id, group_name));
+    return db_.Changes() == 1 ? Status::Ok() : NotFound("device " + device_id + " not found");
+  }
+
+  Status RecordIndicatorAck(const std::string& device_id,
+                            const IndicatorAckRecord& ack) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+    QUELL_RETURN_IF_ERROR(GetDeviceLocked(device_id).status());
+    QUELL_RETURN_IF_ERROR(db_.Run(
+        "INSERT INTO device_indicator_acks (device_id, version, group_name, time) "
+        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (device_id) DO UPDATE SET "
+        "version = excluded.version, group_name = excluded.group_name, time = excluded.time",
+        device_id, ack.version, ack.group_name, ack.time));
+    return tx.Commit();
+  }
+
+  Result<std::optional<IndicatorAckRecord>> GetIndicatorAck(const std::string& device_id) override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare("SELECT version, group_name, time FROM device_indicator_acks "
+                    "WHERE device_id = ?",
+                    device_id));
+    QUELL_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return std::optional<IndicatorAckRecord>();
+    IndicatorAckRecord ack;
+    ack.version = stmt.Int();
+    ack.group_name = stmt.Text();
+    ack.time = stmt.Int();
+    return std::optional<IndicatorAckRecord>(std::move(ack));
+  }
+
+  Result<std::map<std::string, IndicatorAckRecord>> ListIndicatorAcks() override {
+    std::lock_guard lock(mu_);
+    QUELL_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_.Prepare("SELECT device_id, version, group_name, time FROM device_indicator_acks"));
+    std::map<std::string, IndicatorAckRecord> acks;
+    while (true) {
+      QUELL_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) return acks;
+      std::string id = stmt.Text();
+      IndicatorAckRecord ack;
+      ack.version = stmt.Int();
+      ack.group_name = stmt.Text();
+      ack.time = stmt.Int();
+      acks.emplace(std::move(id), std::move(ack));
+    }
+  }
+
  private:
+  Result<int64_t> IndicatorVersionLocked() {
+    QUELL_ASSIGN_OR_RETURN(Statement stmt, db_.Prepare("SELECT version FROM indicator_state"));
+    QUELL_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return Internal("indicator_state has no row");
+    return stmt.Int();
+  }
+
   Result<Alert> GetAlertLocked(const std::string& id) {
     return GetByIdLocked("alerts", kAlertColumns, ReadAlert, id, "alert " + id + " not found");
   }
