@@ -6,6 +6,8 @@
 
 #include <cctype>
 
+#include "agent/platform/nft_script.h"
+
 namespace quell::agent {
 
 Result<std::unique_ptr<LibNftRunner>> LibNftRunner::Create() {
@@ -23,30 +25,7 @@ LibNftRunner::~LibNftRunner() { nft_ctx_free(ctx_); }
 Result<std::string> LibNftRunner::Run(const std::string& script, bool json) {
   std::lock_guard lock(mutex_);
   nft_ctx_output_set_flags(ctx_, json ? NFT_CTX_OUTPUT_JSON : 0);
-  // From a memfd rather than a buffer: nft 1.0.6 quotes the right line in errors only then.
-  int fd = ::memfd_create("quell-nft-indicators", MFD_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("memfd_create");
-  size_t written = 0;
-  while (written < script.size()) {
-    ssize_t n = ::write(fd, script.data() + written, script.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Status failed = ErrnoStatus("write nft script");
-      ::close(fd);
-      return failed;
-    }
-    written += static_cast<size_t>(n);
-  }
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  const int rc = nft_run_cmd_from_filename(ctx_, path.c_str());
-  ::close(fd);
-  std::string output = nft_ctx_get_output_buffer(ctx_);
-  std::string error = nft_ctx_get_error_buffer(ctx_);
-  while (!error.empty() && std::isspace(static_cast<unsigned char>(error.back()))) error.pop_back();
-  if (rc == 0) return output;
-  if (error.empty()) error = "nft failed with rc=" + std::to_string(rc);
-  if (error.find("Operation not permitted") != std::string::npos) return PermissionDenied("nft: " + error);
-  return Internal("nft: " + error);
+  return RunNftScript(ctx_, script);
 }
 
 Result<std::string> FakeNftRunner::Run(const std::string& script, bool /*json*/) {

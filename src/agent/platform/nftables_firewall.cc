@@ -8,6 +8,8 @@
 #include <array>
 #include <cctype>
 
+#include "agent/platform/nft_script.h"
+
 namespace quell::agent {
 namespace {
 
@@ -24,11 +26,6 @@ Status CheckTableId(const std::string& family, const std::string& name) {
   }
   if (!valid) return InvalidArgument("invalid nftables table name '" + name + "'");
   return Status::Ok();
-}
-
-std::string Trim(std::string text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  return text;
 }
 
 }  // namespace
@@ -48,33 +45,7 @@ Result<std::unique_ptr<NftablesFirewall>> NftablesFirewall::Create() {
 }
 
 Result<std::string> NftablesFirewall::Run(const std::string& commands) {
-  // nft 1.0.6 quotes line 1 in errors for buffer input whatever the failing line is; read
-  // from a file, its errors point at the right line and column. A memfd keeps it off disk.
-  int fd = ::memfd_create("quell-nft", MFD_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("memfd_create");
-  size_t written = 0;
-  while (written < commands.size()) {
-    ssize_t n = ::write(fd, commands.data() + written, commands.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Status failed = ErrnoStatus("write nft script");
-      ::close(fd);
-      return failed;
-    }
-    written += static_cast<size_t>(n);
-  }
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  int rc = nft_run_cmd_from_filename(ctx_.get(), path.c_str());
-  ::close(fd);
-  // Fetching a buffer also resets it for the next command.
-  std::string output = nft_ctx_get_output_buffer(ctx_.get());
-  std::string error = Trim(nft_ctx_get_error_buffer(ctx_.get()));
-  if (rc == 0) return output;
-  if (error.empty()) error = "nft failed with rc=" + std::to_string(rc);
-  if (error.find("Operation not permitted") != std::string::npos) {
-    return PermissionDenied("nft: " + error);
-  }
-  return Internal("nft: " + error);
+  return RunNftScript(ctx_.get(), commands);
 }
 
 Status NftablesFirewall::ReplaceTable(const std::string& family, const std::string& name,
