@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # toolchain
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   # agent <-> server contract
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # server: HTTP/WebSocket, JSON, storage, TLS

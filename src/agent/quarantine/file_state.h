@@ -22,8 +22,6 @@ namespace quell::agent::quarantine {
 // record never fails to serialize and always round-trips exactly.
 nlohmann::json BytesToJson(const std::string& bytes);
 Result<std::string> BytesFromJson(const nlohmann::json& j);
-std::string Base64Encode(std::string_view bytes);
-Result<std::string> Base64Decode(std::string_view text);
 
 // Extended attributes, (name, value) in the order the kernel lists them.
 using Xattrs = std::vector<std::pair<std::string, std::string>>;

@@ -45,6 +45,7 @@ void AddApiRoutes(http::Router& router, ApiContext& api) {
   AddAlertRoutes(router, api);
   AddIndicatorRoutes(router, api);
   AddFileRoutes(router, api);
+  AddDownloadRoutes(router, api);
 }
 
 }  // namespace quell::server

@@ -14,6 +14,8 @@
 
 namespace quell::server {
 
+class BlobStore;
+class DownloadLinks;
 class IndicatorPublisher;
 
 struct ApiContext {
@@ -26,6 +28,9 @@ struct ApiContext {
   AlertService* alerts = nullptr;         // nullptr: PATCH /api/alerts answers 503
   // Told about indicator and device-group changes; nullptr: agents are not updated live.
   IndicatorPublisher* indicators = nullptr;
+  // Artifacts from devices and the links that hand them out; nullptr: downloads answer 503.
+  BlobStore* blobs = nullptr;
+  const DownloadLinks* download_links = nullptr;
 };
 
 // The device as the API shows it: the stored record with the newest last-seen time.
@@ -47,6 +52,7 @@ void AddMetricsRoutes(http::Router& router, ApiContext& api);        // metrics_
 void AddAlertRoutes(http::Router& router, ApiContext& api);          // alerts_routes.cc
 void AddIndicatorRoutes(http::Router& router, ApiContext& api);      // indicators_routes.cc
 void AddFileRoutes(http::Router& router, ApiContext& api);           // files_routes.cc
+void AddDownloadRoutes(http::Router& router, ApiContext& api);       // downloads_routes.cc
 
 // All of the above, plus GET /healthz.
 void AddApiRoutes(http::Router& router, ApiContext& api);

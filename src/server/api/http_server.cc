@@ -89,16 +89,19 @@ Request ToRequest(bhttp::request<bhttp::string_body>&& message, const std::strin
 
 bool HasLineBreak(std::string_view text) { return text.find_first_of("\r\n") != text.npos; }
 
-bhttp::response<bhttp::string_body> ToMessage(Response response, unsigned version,
-                                              bool keep_alive, spdlog::logger& log) {
+// Checks `response` (an invalid one becomes a 500) and copies its status and headers into
+// `message`. False when the response must carry no body (204, 304).
+template <class Body>
+bool SetHead(Response& response, bhttp::response<Body>& message, unsigned version,
+             bool keep_alive, spdlog::logger& log) {
   if (response.status < 200 || response.status > 599 ||
       HasLineBreak(response.content_type)) {
     log.error("handler returned an invalid response (status {}); answering 500",
               response.status);
     response = Response::Error(500, "Internal", "internal error");
   }
-  bhttp::response<bhttp::string_body> message{static_cast<bhttp::status>(response.status),
-                                               version};
+  message.result(static_cast<bhttp::status>(response.status));
+  message.version(version);
   for (auto& [name, value] : response.headers) {
     if (name.empty() || HasLineBreak(name) || HasLineBreak(value)) {
       log.error("dropping response header with an empty name or a line break");
@@ -107,8 +110,15 @@ bhttp::response<bhttp::string_body> ToMessage(Response response, unsigned versio
     message.insert(name, value);
   }
   message.keep_alive(keep_alive);
-  if (response.status == 204 || response.status == 304) return message;  // no body allowed
+  if (response.status == 204 || response.status == 304) return false;  // no body allowed
   message.set(bhttp::field::content_type, response.content_type);
+  return true;
+}
+
+bhttp::response<bhttp::string_body> ToMessage(Response response, unsigned version,
+                                              bool keep_alive, spdlog::logger& log) {
+  bhttp::response<bhttp::string_body> message;
+  if (!SetHead(response, message, version, keep_alive, log)) return message;
   message.content_length(response.body.size());
   message.body() = std::move(response.body);
   return message;
@@ -213,6 +223,28 @@ asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket) {
       // Closed, reset, timed out or a TLS failure: there is nobody to answer.
       log->debug("connection from {} ended: {}", remote, ec.message());
       co_return;
+    }
+
+    if (!response.file_path.empty()) {
+      bhttp::response<bhttp::file_body> file_message;
+      file_message.body().open(response.file_path.c_str(), beast::file_mode::scan, ec);
+      if (!ec) {
+        SetHead(response, file_message, version, keep_alive, *log);
+        file_message.prepare_payload();
+        log->debug("{} {} {} file {} bytes remote={}", method, path, file_message.result_int(),
+                   file_message.body().size(), remote);
+        // Piece by piece, each under the idle timeout: a large download is not a stall.
+        bhttp::response_serializer<bhttp::file_body> serializer(file_message);
+        while (!serializer.is_done()) {
+          transport.expires_after(options.idle_timeout);
+          co_await bhttp::async_write_some(stream, serializer, token);
+          if (ec) co_return;
+        }
+        continue;
+      }
+      log->error("cannot open {} to send it: {}", response.file_path, ec.message());
+      ec = {};
+      response = Response::Error(500, "Internal", "internal error");
     }
 
     // Logged before the write so that a line is never lost to a stop or a vanished client;

@@ -18,8 +18,10 @@
 #include <chrono>
 #include <sstream>
 
+#include "common/files.h"
 #include "common/logging.h"
 #include "common/pki.h"
+#include "common/testing/temp_dir.h"
 
 namespace quell::server::http {
 namespace {
@@ -162,6 +164,29 @@ TEST_F(HttpsServerTest, NoContentHasNoBodyHeaders) {
   RawResponse response = client.RoundTrip("DELETE", "/api/things/1");
   EXPECT_EQ(response.result_int(), 204u);
   EXPECT_EQ(response.count(bhttp::field::content_length), 0u);
+  EXPECT_EQ(client.RoundTrip("GET", "/api/ping").result_int(), 200u);  // still framed right
+}
+
+TEST_F(HttpsServerTest, StreamsFileResponsesAsAttachments) {
+  quell::testing::TempDir dir;
+  std::string content;
+  for (int i = 0; content.size() < (3 << 20); ++i) content += std::to_string(i) + ",";
+  ASSERT_TRUE(WriteFileAtomic(dir / "package.zip", content).ok());
+  router_.Add("GET", "/api/file", [&](Request&) {
+    return Response::File(dir / "package.zip", "application/zip", "package.zip");
+  });
+  router_.Add("GET", "/api/gone", [&](Request&) {
+    return Response::File(dir / "missing.zip", "application/zip", "missing.zip");
+  });
+  StartServer();
+  RawClient client = Connect();
+  RawResponse response = client.RoundTrip("GET", "/api/file");
+  EXPECT_EQ(response.result_int(), 200u);
+  EXPECT_EQ(response[bhttp::field::content_type], "application/zip");
+  EXPECT_EQ(response[bhttp::field::content_disposition], "attachment; filename=\"package.zip\"");
+  EXPECT_EQ(response.body().size(), content.size());
+  EXPECT_TRUE(response.body() == content);
+  EXPECT_EQ(client.RoundTrip("GET", "/api/gone").result_int(), 500u);
   EXPECT_EQ(client.RoundTrip("GET", "/api/ping").result_int(), 200u);  // still framed right
 }
 

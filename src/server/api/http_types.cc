@@ -48,6 +48,16 @@ Response Response::Json(int status, const nlohmann::json& body) {
   return response;
 }
 
+Response Response::File(std::string path, std::string content_type,
+                        std::string_view download_name) {
+  Response response;
+  response.content_type = std::move(content_type);
+  response.file_path = std::move(path);
+  response.headers.emplace_back("Content-Disposition",
+                                "attachment; filename=\"" + std::string(download_name) + "\"");
+  return response;
+}
+
 Response Response::Error(int status, std::string_view code, std::string_view message) {
   return Json(status, {{"error", {{"code", code}, {"message", message}}}});
 }

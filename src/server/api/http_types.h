@@ -39,8 +39,15 @@ struct Response {
   // above; do not add them here.
   std::vector<std::pair<std::string, std::string>> headers;
 
+  // When set, the body is streamed from this file and `body` is ignored: a download of any
+  // size never sits in memory. A file that cannot be opened is answered with a 500.
+  std::string file_path;
+
   // `body` serialized compactly; invalid UTF-8 in strings is replaced, never thrown on.
   static Response Json(int status, const nlohmann::json& body);
+  // 200 streaming the file at `path` as an attachment named `download_name` (a plain file
+  // name, no quotes or path separators).
+  static Response File(std::string path, std::string content_type, std::string_view download_name);
   // {"error":{"code":code,"message":message}}
   static Response Error(int status, std::string_view code, std::string_view message);
   // Maps a non-OK Status: InvalidArgument/FailedPrecondition 400, Unauthenticated 401,

@@ -13,6 +13,8 @@
 #include "server/alerts/alert_service.h"
 #include "server/api/api_context.h"
 #include "server/auth/api_tokens.h"
+#include "server/blobs/blob_store.h"
+#include "server/blobs/download_links.h"
 #include "server/store/sqlite/sqlite_store.h"
 
 namespace quell::server::testing {
@@ -25,6 +27,9 @@ class RoutesTest : public ::testing::Test {
     alerts_ = std::make_unique<AlertService>(*store_, clock_);
     api_ = std::make_unique<ApiContext>(ApiContext{*store_, *actions_, sessions_, clock_, 90'000});
     api_->alerts = alerts_.get();
+    blobs_ = std::move(BlobStore::Open(dir_ + "/blobs")).value();
+    api_->blobs = blobs_.get();
+    api_->download_links = &links_;
     AddApiRoutes(router_, *api_);
     admin_ = CreateApiToken(*store_, clock_, "admin", Role::kAdmin)->secret;
     responder_ = CreateApiToken(*store_, clock_, "alice", Role::kResponder)->secret;
@@ -44,6 +49,13 @@ class RoutesTest : public ::testing::Test {
 
   Reply Call(const std::string& method, const std::string& target, const std::string& token,
              const std::string& body = "") {
+    http::Response response = Raw(method, target, token, body);
+    return {response.status, nlohmann::json::parse(response.body, nullptr, false)};
+  }
+
+  // The response as the router returns it (for file responses and headers).
+  http::Response Raw(const std::string& method, const std::string& target,
+                     const std::string& token, const std::string& body = "") {
     auto parsed = http::ParseRequestTarget(target);
     EXPECT_TRUE(parsed.ok());
     http::Request request{.method = method,
@@ -55,8 +67,7 @@ class RoutesTest : public ::testing::Test {
                           .body = body,
                           .remote_address = "127.0.0.1"};
     if (!token.empty()) request.headers["authorization"] = "Bearer " + token;
-    http::Response response = router_.Dispatch(request);
-    return {response.status, nlohmann::json::parse(response.body, nullptr, false)};
+    return router_.Dispatch(request);
   }
 
   // The "id" of every element of the reply's "value" array, in order.
@@ -73,6 +84,8 @@ class RoutesTest : public ::testing::Test {
   SessionRegistry sessions_;
   std::unique_ptr<ActionCenter> actions_;
   std::unique_ptr<AlertService> alerts_;
+  std::unique_ptr<BlobStore> blobs_;
+  DownloadLinks links_{std::string(32, 'k')};
   std::unique_ptr<ApiContext> api_;
   http::Router router_;
   std::string admin_, responder_, viewer_;

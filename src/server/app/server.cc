@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
@@ -14,6 +15,8 @@
 #include "server/api/api_context.h"
 #include "server/api/http_server.h"
 #include "server/auth/api_tokens.h"
+#include "server/blobs/blob_store.h"
+#include "server/blobs/download_links.h"
 #include "server/gateway/agent_gateway.h"
 #include "server/gateway/enrollment.h"
 #include "server/gateway/presence.h"
@@ -28,6 +31,8 @@ namespace quell::server {
 struct Server::Parts {
   std::unique_ptr<Store> store;
   std::unique_ptr<CertificateAuthority> ca;
+  std::unique_ptr<BlobStore> blobs;  // artifacts from devices
+  std::optional<DownloadLinks> download_links;
   SessionRegistry sessions;
   Presence presence;
   std::unique_ptr<ActionCenter> actions;
@@ -75,6 +80,10 @@ Status Server::Start() {
                          CertificateAuthority::LoadOrCreate(
                              {.dir = options_.data_dir + "/pki", .server_names = options_.tls_names}));
   parts->ca = std::make_unique<CertificateAuthority>(std::move(ca));
+  QUELL_ASSIGN_OR_RETURN(parts->blobs, BlobStore::Open(options_.data_dir + "/blobs"));
+  QUELL_ASSIGN_OR_RETURN(DownloadLinks links,
+                         DownloadLinks::Open(options_.data_dir + "/download-links.key"));
+  parts->download_links.emplace(std::move(links));
 
   parts->actions = std::make_unique<ActionCenter>(
       *parts->store, SystemClock::Instance(),
@@ -124,6 +133,8 @@ Status Server::Start() {
       &parts->presence});
   parts->api->alerts = parts->alerts.get();
   parts->api->indicators = parts->indicators.get();
+  parts->api->blobs = parts->blobs.get();
+  parts->api->download_links = &*parts->download_links;
   AddApiRoutes(parts->router, *parts->api);
   parts->https = std::make_unique<http::HttpsServer>(
       http::ServerOptions{.address = api_addr.first,
