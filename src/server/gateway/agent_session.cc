@@ -108,16 +108,12 @@ Status AgentSession::Handle(const quell::v1::AgentMessage& message) {
 }
 
 Status AgentSession::HandleHello(const quell::v1::Hello& hello) {
-  QUELL_ASSIGN_OR_RETURN(Device device, gateway_.store().GetDevice(device_id_));
+  // Only what the agent reports is written: copying the server's fields (group, isolation)
+  // from a row read here would undo a change made between that read and this write.
   Device seen = InventoryToDevice(hello.inventory());
-  seen.id = device.id;
-  seen.first_seen = device.first_seen;
-  seen.cert_serial_hex = device.cert_serial_hex;
-  seen.offboarded = device.offboarded;
-  seen.isolation = device.isolation;
-  seen.rbac_group_name = device.rbac_group_name;
+  seen.id = device_id_;
   seen.last_seen = gateway_.clock().Now();
-  QUELL_RETURN_IF_ERROR(gateway_.store().UpdateDevice(seen));
+  QUELL_RETURN_IF_ERROR(gateway_.store().UpdateDeviceInventory(seen));
   hello_seen_ = true;
 
   if (auto previous = gateway_.sessions().Register(link_); previous && previous != link_) {
@@ -259,26 +255,37 @@ void AgentSession::Enqueue(quell::v1::ServerMessage message) {
   {
     std::lock_guard lock(write_mu_);
     if (finished_) return;
-    outgoing_.push_back(std::move(message));
+    const size_t bytes = message.ByteSizeLong();
+    outgoing_.push_back({std::move(message), bytes});
+    outgoing_bytes_ += bytes;
     if (write_in_flight_) return;
     write_in_flight_ = true;
-    to_write = &outgoing_.front();  // deque: stays valid while others are pushed behind it
+    to_write = &outgoing_.front().message;  // deque: stays valid while others are pushed
   }
   StartWrite(to_write);
+}
+
+AgentBacklog AgentSession::Backlog() {
+  std::lock_guard lock(write_mu_);
+  return {.messages = outgoing_.size(), .bytes = outgoing_bytes_};
 }
 
 void AgentSession::OnWriteDone(bool ok) {
   const quell::v1::ServerMessage* to_write = nullptr;
   {
     std::lock_guard lock(write_mu_);
-    if (!outgoing_.empty()) outgoing_.pop_front();
+    if (!outgoing_.empty()) {
+      outgoing_bytes_ -= outgoing_.front().bytes;
+      outgoing_.pop_front();
+    }
     if (!ok || finished_ || outgoing_.empty()) {
       write_in_flight_ = false;
-      return;
+    } else {
+      to_write = &outgoing_.front().message;
     }
-    to_write = &outgoing_.front();
   }
-  StartWrite(to_write);
+  link_->Drained();  // a bulk sender may queue its next message now
+  if (to_write != nullptr) StartWrite(to_write);
 }
 
 void AgentSession::Terminate(int grpc_code, const std::string& reason) {

@@ -27,6 +27,7 @@ class AgentSession final
   // AgentStream; called with the link's lock held.
   void Enqueue(quell::v1::ServerMessage message) override;
   void Terminate(int grpc_code, const std::string& reason) override;
+  AgentBacklog Backlog() override;
 
  private:
   // Returns the device id of a valid, current device certificate, or why it is refused.
@@ -48,8 +49,13 @@ class AgentSession final
   bool hello_seen_ = false;
   quell::v1::AgentMessage incoming_;
 
+  struct Outgoing {
+    quell::v1::ServerMessage message;
+    size_t bytes = 0;
+  };
   std::mutex write_mu_;  // guards everything below
-  std::deque<quell::v1::ServerMessage> outgoing_;
+  std::deque<Outgoing> outgoing_;  // the front one is being written
+  size_t outgoing_bytes_ = 0;
   bool write_in_flight_ = false;
   bool finished_ = false;
 };

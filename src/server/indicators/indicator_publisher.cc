@@ -1,13 +1,14 @@
 #include "server/indicators/indicator_publisher.h"
 
 #include <chrono>
+#include <tuple>
 
 #include "common/logging.h"
 #include "server/indicators/indicator_model.h"
 
 namespace quell::server {
 
-// One device's sync in one round: from which version, whether as a snapshot, for what group.
+// One device's sync about to start: from which version, whether as a snapshot, for what group.
 struct IndicatorPublisher::Plan {
   std::string device_id;
   std::shared_ptr<AgentLink> link;
@@ -18,11 +19,30 @@ struct IndicatorPublisher::Plan {
   std::string group;
 };
 
+// A transfer being pumped, copied out of its Peer so the links are used without mu_.
+struct IndicatorPublisher::Active {
+  std::string device_id;
+  std::shared_ptr<AgentLink> link;
+  Transfer transfer;
+};
+
 IndicatorPublisher::IndicatorPublisher(Store& store, const Clock& clock,
                                        IndicatorPublisherOptions options)
     : store_(store), clock_(clock), options_(options) {}
 
-IndicatorPublisher::~IndicatorPublisher() { Stop(); }
+IndicatorPublisher::~IndicatorPublisher() {
+  Stop();
+  // Links may outlive the publisher: take the drain callbacks (which point here) back.
+  // Without mu_: a callback runs under its link's lock and takes mu_.
+  std::vector<std::shared_ptr<AgentLink>> links;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, peer] : peers_) {
+      if (auto link = peer.link.lock()) links.push_back(std::move(link));
+    }
+  }
+  for (auto& link : links) link->SetOnDrain(nullptr);
+}
 
 void IndicatorPublisher::Start() {
   worker_ = std::jthread([this](std::stop_token stop) { Run(stop); });
@@ -36,14 +56,30 @@ void IndicatorPublisher::Stop() {
 }
 
 void IndicatorPublisher::Connected(std::shared_ptr<AgentLink> link, uint64_t agent_version) {
+  AgentLink* hooked = link.get();
+  link->SetOnDrain([this, id = link->device_id(), hooked] {
+    {
+      std::lock_guard lock(mu_);
+      auto it = peers_.find(id);
+      // Only a drain that can unblock a transfer is worth waking the worker for.
+      if (it == peers_.end() || !it->second.transfer || it->second.link.lock().get() != hooked) {
+        return;
+      }
+      ++drains_;
+    }
+    cv_.notify_all();
+  });
+  std::shared_ptr<AgentLink> replaced;
   {
     std::lock_guard lock(mu_);
     Peer& peer = peers_[link->device_id()];
-    peer = Peer{};
+    replaced = peer.link.lock();
+    peer = Peer{};  // drops a transfer to the earlier session
     peer.link = link;
     peer.hello_version = agent_version;
     peer.wanted = ++generation_;
   }
+  if (replaced && replaced != link) replaced->SetOnDrain(nullptr);
   cv_.notify_all();
 }
 
@@ -82,10 +118,36 @@ bool IndicatorPublisher::Tracks(const std::string& device_id) {
   return it != peers_.end() && !it->second.link.expired();
 }
 
+bool IndicatorPublisher::HasNewWorkLocked() const {
+  for (const auto& [id, peer] : peers_) {
+    if (!peer.transfer && peer.wanted > peer.done) return true;
+  }
+  return false;
+}
+
+bool IndicatorPublisher::HasTransfersLocked() const {
+  for (const auto& [id, peer] : peers_) {
+    if (peer.transfer) return true;
+  }
+  return false;
+}
+
 Status IndicatorPublisher::PublishPending() {
   std::lock_guard publishing(publish_mu_);
+  {
+    std::lock_guard lock(mu_);
+    drains_seen_ = drains_;  // a drain from here on is seen by the worker's next wait
+  }
+  while (true) {
+    QUELL_RETURN_IF_ERROR(StartTransfers());
+    QUELL_ASSIGN_OR_RETURN(bool completed, Pump());
+    // A completed transfer may leave work behind (changes made while it was paged).
+    if (!completed) return Status::Ok();
+  }
+}
+
+Status IndicatorPublisher::StartTransfers() {
   std::vector<Plan> plans;
-  std::map<std::string, std::optional<uint64_t>> hello_versions;
   {
     std::lock_guard lock(mu_);
     for (auto it = peers_.begin(); it != peers_.end();) {
@@ -94,7 +156,7 @@ Status IndicatorPublisher::PublishPending() {
         it = peers_.erase(it);
         continue;
       }
-      if (it->second.wanted > it->second.done) {
+      if (!it->second.transfer && it->second.wanted > it->second.done) {
         Plan plan;
         plan.device_id = it->first;
         plan.link = std::move(link);
@@ -116,18 +178,18 @@ Status IndicatorPublisher::PublishPending() {
     QUELL_ASSIGN_OR_RETURN(std::vector<Device> devices, store_.ListDevices());
     for (Device& d : devices) groups.emplace(d.id, std::move(d.rbac_group_name));
   }
-  std::vector<Plan> work;
   for (Plan& plan : plans) {
     auto known = groups.find(plan.device_id);
     std::string group;
+    bool idle = false;
     if (known != groups.end()) {
       group = known->second;
-    } else {
-      Result<Device> device = store_.GetDevice(plan.device_id);
-      if (!device.ok()) continue;  // offboarded or deleted meanwhile: nothing to send
+    } else if (Result<Device> device = store_.GetDevice(plan.device_id); device.ok()) {
       group = device->rbac_group_name;
+    } else {
+      idle = true;  // deleted meanwhile: nothing to send
     }
-    if (plan.hello) {
+    if (!idle && plan.hello) {
       uint64_t v = plan.from;
       bool group_matches = false;
       if (v != 0) {
@@ -137,74 +199,117 @@ Status IndicatorPublisher::PublishPending() {
       }
       plan.full = v == 0 || v > current || v < static_cast<uint64_t>(info.delta_floor) ||
                   !group_matches;
-    } else {
+    } else if (!idle) {
       plan.full = plan.group != group;
-      if (!plan.full && plan.from >= current) {
-        // Nothing new for this session; count the work as done.
-        std::lock_guard lock(mu_);
-        auto it = peers_.find(plan.device_id);
-        if (it != peers_.end() && it->second.link.lock() == plan.link) {
-          it->second.done = std::max(it->second.done, plan.generation);
-        }
-        continue;
-      }
+      idle = !plan.full && plan.from >= current;  // nothing new for this session
     }
-    if (plan.full) plan.from = 0;
-    plan.group = std::move(group);
-    work.push_back(std::move(plan));
+    std::lock_guard lock(mu_);
+    auto it = peers_.find(plan.device_id);
+    if (it == peers_.end() || it->second.link.lock() != plan.link) continue;  // replaced
+    Peer& peer = it->second;
+    if (idle) {
+      peer.done = std::max(peer.done, plan.generation);
+      continue;
+    }
+    peer.transfer = Transfer{.from = plan.full ? 0 : plan.from,
+                             .to = current,
+                             .full = plan.full,
+                             .cursor = plan.full ? 0 : static_cast<int64_t>(plan.from),
+                             .group = std::move(group),
+                             .generation = plan.generation};
   }
-  return Publish(work, info.current, clock_.Now());
+  return Status::Ok();
 }
 
-// Reads each distinct base once and streams it, page by page, to every session that needs it.
-Status IndicatorPublisher::Publish(std::vector<Plan>& plans, int64_t current, UnixMillis now) {
-  std::map<std::pair<uint64_t, bool>, std::vector<Plan*>> by_base;
-  for (Plan& plan : plans) by_base[{plan.from, plan.full}].push_back(&plan);
-  for (auto& [base, sessions] : by_base) {
-    auto [from, full] = base;
-    auto after = static_cast<int64_t>(from);
-    while (true) {
+// Rounds: every session whose link has room gets its next chunk; sessions at the same point
+// of the same transfer (agents syncing together) share one page read. Ends when no session
+// can take more.
+Result<bool> IndicatorPublisher::Pump() {
+  auto log = Logger("server.indicators");
+  bool completed = false;
+  while (true) {
+    std::vector<Active> active;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [id, peer] : peers_) {
+        if (!peer.transfer) continue;
+        std::shared_ptr<AgentLink> link = peer.link.lock();
+        if (link) active.push_back({id, std::move(link), *peer.transfer});
+      }
+    }
+    // (cursor, to, full) -> sessions with room for a chunk of that page.
+    std::map<std::tuple<int64_t, uint64_t, bool>, std::vector<Active*>> ready;
+    std::vector<Active*> ended;
+    for (Active& a : active) {
+      std::optional<AgentBacklog> queued = a.link->Queued();
+      if (!queued) {
+        ended.push_back(&a);
+      } else if (queued->messages < options_.max_queued_messages &&
+                 queued->bytes < options_.max_queued_bytes) {
+        ready[{a.transfer.cursor, a.transfer.to, a.transfer.full}].push_back(&a);
+      }
+    }
+    if (!ended.empty()) {
+      std::lock_guard lock(mu_);
+      for (Active* a : ended) {
+        auto it = peers_.find(a->device_id);
+        if (it != peers_.end() && it->second.link.lock() == a->link) peers_.erase(it);
+      }
+    }
+    if (ready.empty()) return completed;
+
+    const UnixMillis now = clock_.Now();
+    for (auto& [key, sessions] : ready) {
+      auto [cursor, to, full] = key;
       QUELL_ASSIGN_OR_RETURN(
           std::vector<IndicatorChange> page,
-          store_.ListIndicatorChanges(after, current, /*include_removed=*/!full,
+          store_.ListIndicatorChanges(cursor, static_cast<int64_t>(to),
+                                      /*include_removed=*/!full,
                                       options_.chunk_size + 1));  // one more: is there more?
-      bool more = page.size() > options_.chunk_size;
+      const bool more = page.size() > options_.chunk_size;
       if (more) page.pop_back();
-      for (Plan* plan : sessions) {
+      const int64_t next = page.empty() ? cursor : page.back().version;
+      for (Active* a : sessions) {
         quell::v1::ServerMessage message;
         quell::v1::IndicatorDelta* delta = message.mutable_indicator_delta();
-        delta->set_from_version(from);
-        delta->set_to_version(static_cast<uint64_t>(current));
+        delta->set_from_version(a->transfer.from);
+        delta->set_to_version(to);
         delta->set_full(full);
         delta->set_more(more);
         for (const IndicatorChange& change : page) {
-          if (change.indicator && IndicatorApplies(*change.indicator, plan->group, now)) {
+          if (change.indicator && IndicatorApplies(*change.indicator, a->transfer.group, now)) {
             *delta->add_upserts() = ToWireIndicator(*change.indicator);
           } else if (!full) {
             // Deleted, expired, or no longer for this group: the agent drops it if it has it.
             delta->add_removed_ids(change.id);
           }
         }
-        plan->link->Send(std::move(message));  // a session that has ended drops it
+        const bool sent = a->link->Send(std::move(message));
+        std::lock_guard lock(mu_);
+        auto it = peers_.find(a->device_id);
+        if (it == peers_.end() || it->second.link.lock() != a->link || !it->second.transfer) {
+          continue;  // replaced by a newer session meanwhile
+        }
+        Peer& peer = it->second;
+        if (!sent) {  // the stream ended: its reconnect starts over from its Hello
+          peers_.erase(it);
+          continue;
+        }
+        if (more) {
+          peer.transfer->cursor = next;
+          continue;
+        }
+        log->debug("device={} brought to version {} ({} from {})", a->device_id, to,
+                   full ? "snapshot" : "delta", a->transfer.from);
+        peer.hello_version.reset();
+        peer.sent_version = to;
+        peer.group = a->transfer.group;
+        peer.done = std::max(peer.done, a->transfer.generation);
+        peer.transfer.reset();
+        completed = true;
       }
-      if (!more) break;
-      after = page.back().version;
     }
-    std::lock_guard lock(mu_);
-    for (Plan* plan : sessions) {
-      auto it = peers_.find(plan->device_id);
-      if (it == peers_.end() || it->second.link.lock() != plan->link) continue;  // replaced
-      Peer& peer = it->second;
-      peer.hello_version.reset();
-      peer.sent_version = static_cast<uint64_t>(current);
-      peer.group = plan->group;
-      peer.done = std::max(peer.done, plan->generation);
-    }
-    Logger("server.indicators")
-        ->debug("version {} sent to {} device(s) ({} from {})", current, sessions.size(),
-                full ? "snapshot" : "delta", from);
   }
-  return Status::Ok();
 }
 
 void IndicatorPublisher::Run(std::stop_token stop) {
@@ -214,15 +319,14 @@ void IndicatorPublisher::Run(std::stop_token stop) {
     {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, stop, std::chrono::seconds(60), [this] {
-        for (const auto& [id, peer] : peers_) {
-          if (peer.wanted > peer.done) return true;
-        }
-        return false;
+        return HasNewWorkLocked() || (drains_ != drains_seen_ && HasTransfersLocked());
       });
       if (stop.stop_requested()) return;
-      // Let a burst of changes (an import in several calls) settle into one delta.
-      cv_.wait_for(lock, stop, std::chrono::milliseconds(options_.batch_delay_ms),
-                   [] { return false; });
+      if (HasNewWorkLocked() && !HasTransfersLocked()) {
+        // Let a burst of changes (an import in several calls) settle into one delta.
+        cv_.wait_for(lock, stop, std::chrono::milliseconds(options_.batch_delay_ms),
+                     [] { return false; });
+      }
     }
     if (Status published = PublishPending(); !published.ok()) {
       log->error("sending indicator deltas failed: {}", published.ToString());

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+#include <map>
+#include <thread>
+
 #include "common/testing/temp_dir.h"
 #include "server/store/sqlite/sqlite_store.h"
 
@@ -30,6 +34,67 @@ class RecordingStream final : public AgentStream {
   }
   std::mutex mu;  // the worker test sends from another thread
   std::vector<quell::v1::ServerMessage> messages;
+};
+
+// A stream with a queue that the test (or a thread of it) empties: what a slow agent looks
+// like to the publisher. Records the largest backlog it ever held.
+class QueueingStream final : public AgentStream {
+ public:
+  void Enqueue(quell::v1::ServerMessage message) override {
+    std::lock_guard lock(mu);
+    queue.push_back(std::move(message));
+    peak = std::max(peak, queue.size());
+  }
+  void Terminate(int, const std::string&) override {}
+  AgentBacklog Backlog() override {
+    std::lock_guard lock(mu);
+    size_t bytes = 0;
+    for (const auto& m : queue) bytes += m.ByteSizeLong();
+    return {.messages = queue.size(), .bytes = bytes};
+  }
+  // Hands the oldest queued message to the "agent"; false if there was none.
+  bool DeliverOne(AgentLink& link) {
+    {
+      std::lock_guard lock(mu);
+      if (queue.empty()) return false;
+      if (queue.front().has_indicator_delta()) delivered.push_back(queue.front().indicator_delta());
+      queue.pop_front();
+    }
+    link.Drained();  // as AgentSession does: outside the stream's own lock
+    return true;
+  }
+  std::mutex mu;
+  std::deque<quell::v1::ServerMessage> queue;
+  std::vector<quell::v1::IndicatorDelta> delivered;
+  size_t peak = 0;
+};
+
+// The agent's contract (agent/indicators/indicator_store): chunks take effect with the one
+// whose `more` is false; a snapshot replaces everything, a delta must start at the version
+// held. Keeps id -> title.
+struct AgentModel {
+  uint64_t version = 0;
+  std::map<std::string, std::string> indicators;
+  std::vector<quell::v1::IndicatorDelta> pending;
+  int snapshots = 0, deltas = 0;
+
+  void Apply(const quell::v1::IndicatorDelta& d) {
+    pending.push_back(d);
+    if (d.more()) return;
+    if (!d.full()) {
+      ASSERT_EQ(d.from_version(), version) << "delta does not follow the version held";
+    }
+    if (d.full()) indicators.clear();
+    for (const auto& chunk : pending) {
+      ASSERT_EQ(chunk.from_version(), d.from_version());
+      ASSERT_EQ(chunk.to_version(), d.to_version());
+      for (const auto& i : chunk.upserts()) indicators[i.id()] = i.title();
+      for (const auto& id : chunk.removed_ids()) indicators.erase(id);
+    }
+    (d.full() ? snapshots : deltas)++;
+    version = d.to_version();
+    pending.clear();
+  }
 };
 
 Indicator Make(const std::string& id, std::vector<std::string> groups = {},
@@ -63,7 +128,7 @@ class IndicatorPublisherTest : public ::testing::Test {
                                                       IndicatorPublisherOptions{.chunk_size = 3});
   }
 
-  std::shared_ptr<AgentLink> Connect(const std::string& device, RecordingStream* stream,
+  std::shared_ptr<AgentLink> Connect(const std::string& device, AgentStream* stream,
                                      uint64_t version) {
     auto link = std::make_shared<AgentLink>(device, stream);
     publisher_->Connected(link, version);
@@ -180,6 +245,111 @@ TEST_F(IndicatorPublisherTest, GroupChangeOfAConnectedDeviceSendsASnapshot) {
   ASSERT_EQ(deltas.size(), 1u);
   EXPECT_TRUE(deltas[0].full());
   EXPECT_EQ(Upserts(deltas[0]), (V{"i2"}));
+}
+
+std::string Id(int n) { return (n < 10 ? "i0" : "i") + std::to_string(n); }
+
+TEST_F(IndicatorPublisherTest, ASlowLinkNeverHoldsMoreThanTheBound) {
+  publisher_ = std::make_unique<IndicatorPublisher>(
+      *store_, clock_, IndicatorPublisherOptions{.chunk_size = 3, .max_queued_messages = 2});
+  std::vector<Indicator> all;
+  for (int n = 0; n < 20; ++n) all.push_back(Make(Id(n)));
+  Put(all);
+  QueueingStream stream;
+  auto link = Connect("dev-a", &stream, 0);
+  Publish();
+  EXPECT_EQ(stream.Backlog().messages, 2u);  // 7 chunks to send, 2 at a time
+  AgentModel agent;
+  while (stream.DeliverOne(*link)) Publish();  // the agent reads one, the publisher refills
+  for (const auto& d : stream.delivered) agent.Apply(d);
+  EXPECT_EQ(stream.peak, 2u);
+  EXPECT_EQ(stream.delivered.size(), 7u);
+  EXPECT_EQ(agent.snapshots, 1);
+  EXPECT_EQ(agent.version, 20u);
+  EXPECT_EQ(agent.indicators.size(), 20u);
+}
+
+TEST_F(IndicatorPublisherTest, TheByteBoundHoldsBackTooAndAnEndedLinkIsDropped) {
+  publisher_ = std::make_unique<IndicatorPublisher>(
+      *store_, clock_,
+      IndicatorPublisherOptions{.chunk_size = 3, .max_queued_messages = 100,
+                                .max_queued_bytes = 1});  // i.e. only into an empty queue
+  std::vector<Indicator> all;
+  for (int n = 0; n < 9; ++n) all.push_back(Make(Id(n)));
+  Put(all);
+  QueueingStream stream;
+  auto link = Connect("dev-a", &stream, 0);
+  Publish();
+  EXPECT_EQ(stream.Backlog().messages, 1u);
+  ASSERT_TRUE(stream.DeliverOne(*link));
+  Publish();
+  EXPECT_EQ(stream.peak, 1u);
+  link->Detach();  // the stream ended mid-snapshot
+  Publish();
+  EXPECT_FALSE(publisher_->Tracks("dev-a"));
+  EXPECT_EQ(stream.queue.size(), 1u);  // nothing more was pushed at it
+}
+
+// Indicators changed while a snapshot is paged out: one already sent, one not yet sent (it
+// moves past the snapshot's version V0), one deleted before it was sent, one new. After the
+// snapshot the agent gets the delta V0 -> current and ends with exactly the server's set.
+TEST_F(IndicatorPublisherTest, IndicatorsChangedMidSnapshotArrive) {
+  publisher_ = std::make_unique<IndicatorPublisher>(
+      *store_, clock_, IndicatorPublisherOptions{.chunk_size = 3, .max_queued_messages = 1});
+  std::vector<Indicator> all;
+  for (int n = 0; n < 10; ++n) all.push_back(Make(Id(n)));
+  Put(all);
+  QueueingStream stream;
+  auto link = Connect("dev-a", &stream, 0);
+  Publish();
+  ASSERT_EQ(stream.queue.size(), 1u);  // i00..i02 so far
+  Indicator sent = Make("i01"), unsent = Make("i05");
+  sent.title = "changed after it was sent";
+  unsent.title = "changed before it was sent";
+  Put({sent, unsent, Make("i10")});
+  Delete({"i07"});
+  AgentModel agent;
+  while (stream.DeliverOne(*link)) Publish();
+  for (const auto& d : stream.delivered) agent.Apply(d);
+  EXPECT_EQ(stream.peak, 1u);
+  EXPECT_EQ(stream.delivered.front().to_version(), 10u);  // the snapshot is of V0
+  EXPECT_EQ(agent.snapshots, 1);
+  EXPECT_EQ(agent.deltas, 1);
+  EXPECT_EQ(agent.version, 14u);
+  std::map<std::string, std::string> expected;
+  auto listed = store_->ListIndicators({});
+  ASSERT_TRUE(listed.ok());
+  for (const Indicator& i : *listed) expected[i.id] = i.title;
+  EXPECT_EQ(agent.indicators, expected);
+  EXPECT_EQ(agent.indicators["i01"], "changed after it was sent");
+  EXPECT_EQ(agent.indicators["i05"], "changed before it was sent");
+  EXPECT_FALSE(agent.indicators.contains("i07"));
+}
+
+// The worker is woken by the link draining, not only by changes.
+TEST_F(IndicatorPublisherTest, WorkerResumesATransferWhenTheLinkDrains) {
+  publisher_ = std::make_unique<IndicatorPublisher>(
+      *store_, clock_,
+      IndicatorPublisherOptions{.chunk_size = 2, .batch_delay_ms = 1, .max_queued_messages = 1});
+  std::vector<Indicator> all;
+  for (int n = 0; n < 40; ++n) all.push_back(Make(Id(n)));
+  Put(all);
+  publisher_->Start();
+  QueueingStream stream;
+  auto link = Connect("dev-a", &stream, 0);
+  AgentModel agent;
+  for (int i = 0; i < 2000 && agent.version < 40; ++i) {
+    if (!stream.DeliverOne(*link)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      continue;
+    }
+    std::lock_guard lock(stream.mu);
+    agent.Apply(stream.delivered.back());
+  }
+  publisher_->Stop();
+  EXPECT_EQ(agent.version, 40u);
+  EXPECT_EQ(agent.indicators.size(), 40u);
+  EXPECT_EQ(stream.peak, 1u);
 }
 
 TEST_F(IndicatorPublisherTest, WorkerPublishesWithoutBeingAsked) {

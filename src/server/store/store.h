@@ -376,6 +376,12 @@ class Store {
   virtual Status PruneIndicatorTombstones(UnixMillis deleted_before) = 0;
   // Sets only the device's rbac_group_name. NotFound if absent.
   virtual Status SetDeviceGroup(const std::string& device_id, const std::string& group_name) = 0;
+  // Writes what the agent reports at Hello (computer_dns_name, os_*, kernel_version,
+  // architecture, agent_version, ip_addresses, last_ip_address) and last_seen (never moving it
+  // backwards); every field the server decides (rbac_group_name, isolation, offboarded,
+  // cert_serial_hex, first_seen) is left as stored, so a group set while the agent connects
+  // is never overwritten with the value read before it. NotFound if absent.
+  virtual Status UpdateDeviceInventory(const Device& reported) = 0;
   // Records the device's IndicatorAck (replacing the previous one). NotFound if no device.
   virtual Status RecordIndicatorAck(const std::string& device_id,
                                     const IndicatorAckRecord& ack) = 0;

@@ -198,6 +198,34 @@ TEST_P(StoreIndicatorsTest, DeviceGroupAndAcks) {
   EXPECT_EQ(store().RecordIndicatorAck("nope", expected).code(), StatusCode::kNotFound);
 }
 
+// The interleaving of a Hello with a group change: the session read the device row, an API
+// call set the group, then the session wrote the agent's inventory. The group must survive.
+TEST_P(StoreIndicatorsTest, InventoryUpdateKeepsAGroupSetAfterTheRowWasRead) {
+  ASSERT_TRUE(store().CreateDevice(MakeDevice("dev-a")).ok());
+  Device read = *store().GetDevice("dev-a");
+  ASSERT_TRUE(store().SetDeviceGroup("dev-a", "lab").ok());
+  Device reported = read;  // still says "servers"
+  reported.computer_dns_name = "host-a.example";
+  reported.agent_version = "1.2.3";
+  reported.ip_addresses = {"10.0.0.5"};
+  reported.last_ip_address = "10.0.0.5";
+  reported.last_seen = kT0 + 5000;
+  reported.isolation = IsolationState::kFull;  // not the agent's to say
+  ASSERT_TRUE(store().UpdateDeviceInventory(reported).ok());
+  Device now = *store().GetDevice("dev-a");
+  EXPECT_EQ(now.rbac_group_name, "lab");
+  EXPECT_EQ(now.isolation, IsolationState::kNotIsolated);
+  EXPECT_EQ(now.computer_dns_name, "host-a.example");
+  EXPECT_EQ(now.agent_version, "1.2.3");
+  EXPECT_EQ(now.ip_addresses, (std::vector<std::string>{"10.0.0.5"}));
+  EXPECT_EQ(now.last_seen, kT0 + 5000);
+  reported.last_seen = kT0;  // an older report never moves last_seen back
+  ASSERT_TRUE(store().UpdateDeviceInventory(reported).ok());
+  EXPECT_EQ(store().GetDevice("dev-a")->last_seen, kT0 + 5000);
+  reported.id = "nope";
+  EXPECT_EQ(store().UpdateDeviceInventory(reported).code(), StatusCode::kNotFound);
+}
+
 // 20,000 indicators in 40 calls, then a full listing in pages: the costs per call must not
 // grow with the table (a quadratic path would show as the last batch being far slower).
 TEST_P(StoreIndicatorsTest, BatchesDoNotSlowDownAsTheTableGrows) {

@@ -795,6 +795,19 @@ class SqliteStore final : public Store {
     return db_.Changes() == 1 ? Status::Ok() : NotFound("device " + device_id + " not found");
   }
 
+  Status UpdateDeviceInventory(const Device& d) override {
+    std::lock_guard lock(mu_);
+    QUELL_RETURN_IF_ERROR(db_.Run(
+        "UPDATE devices SET computer_dns_name = ?2, os_platform = ?3, os_version = ?4, "
+        "os_id = ?5, kernel_version = ?6, architecture = ?7, agent_version = ?8, "
+        "ip_addresses = ?9, last_ip_address = ?10, last_seen = MAX(last_seen, ?11) "
+        "WHERE id = ?1",
+        d.id, d.computer_dns_name, d.os_platform, d.os_version, d.os_id, d.kernel_version,
+        d.architecture, d.agent_version, nlohmann::json(d.ip_addresses).dump(),
+        d.last_ip_address, d.last_seen));
+    return db_.Changes() == 1 ? Status::Ok() : NotFound("device " + d.id + " not found");
+  }
+
   Status RecordIndicatorAck(const std::string& device_id,
                             const IndicatorAckRecord& ack) override {
     std::lock_guard lock(mu_);
