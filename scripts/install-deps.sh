@@ -20,6 +20,7 @@ PACKAGES=(
   clamav-daemon clamdscan fapolicyd
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang
+  osslsigncode  # signs test PE files for the Authenticode (certificate indicator) tests
   python3 python3-pytest iproute2 iputils-ping netcat-openbsd socat curl util-linux procps
 )
 

@@ -18,7 +18,8 @@ void RegisterBuiltinActions(ActionRegistry& registry, const BuiltinActionDeps& d
     registry.Register(std::make_unique<RestrictExecutionAction>(*deps.restriction));
   }
   if (deps.scan != nullptr) {
-    registry.Register(std::make_unique<RunAntiVirusScanAction>(*deps.scan, deps.detections));
+    registry.Register(std::make_unique<RunAntiVirusScanAction>(
+        *deps.scan, deps.detections, SystemClock::Instance(), deps.scan_indicators));
   }
   if (deps.quarantine != nullptr) {
     registry.Register(std::make_unique<StopAndQuarantineFileAction>(*deps.quarantine));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "agent/actions/action_registry.h"
+#include "agent/actions/run_antivirus_scan.h"
 #include "agent/detect/detection.h"
 #include "agent/isolation/isolation_controller.h"
 #include "agent/quarantine/file_quarantine.h"
@@ -19,6 +20,8 @@ struct BuiltinActionDeps {
   RestrictionController* restriction = nullptr;  // nullptr: RestrictCodeExecution not offered
   // nullptr: StopAndQuarantineFile / RestoreQuarantinedFile are not offered
   quarantine::FileQuarantine* quarantine = nullptr;
+  // File-hash indicators consulted by RunAntiVirusScan (empty hooks: not consulted).
+  ScanIndicatorHooks scan_indicators;
 };
 
 // Registers every built-in action, one line each.

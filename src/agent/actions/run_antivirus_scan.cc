@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "agent/restriction/restriction_controller.h"  // kFileIndicatorDetector
 #include "common/files.h"
 #include "common/logging.h"
 
@@ -97,9 +98,49 @@ Detection MakeScanDetection(const scan::ScanHit& hit, const std::string& action_
   return d;
 }
 
+Detection MakeScanIndicatorDetection(const scan::ScanHit& hit, const IndicatorMatch& m,
+                                     const std::string& action_id, UnixMillis now) {
+  const bool remediate = m.action == IndicatorAction::kBlockAndRemediate;
+  const std::string name = m.title.empty() ? "indicator " + m.id : m.title;
+  Detection d;
+  d.detector_id = std::string(kFileIndicatorDetector);
+  d.title = (remediate ? "File found by scan and remediated by indicator: "
+                       : "File found by scan matches indicator: ") +
+            BaseName(hit.path);
+  d.description = "An antivirus scan found " + hit.path + ": its " +
+                  std::string(IndicatorTypeName(m.type)) + " " + m.value +
+                  " matches the custom indicator '" + name + "' (id " + m.id + ", action " +
+                  std::string(IndicatorActionName(m.action)) + ")." +
+                  (remediate ? " It is being stopped and quarantined." : "");
+  d.severity = m.severity.empty() ? "Medium" : m.severity;
+  d.category = "Malware";
+  d.detection_source = "CustomTi";
+  d.threat_name = name;
+  d.time = now;
+  d.evidence = nlohmann::json::array(
+      {{{"@odata.type", "#microsoft.graph.security.fileEvidence"},
+        {"detectionStatus", "detected"},
+        {"verdict", "malicious"},
+        {"remediationStatus", remediate ? "running" : "none"},
+        {"roles", nlohmann::json::array()},
+        {"fileDetails",
+         {{"fileName", BaseName(hit.path)},
+          {"filePath", DirName(hit.path)},
+          {"sha256", hit.sha256},
+          {"fileSize", hit.size}}}}});
+  // The exec gate and the written-file watch use the same key: one alert per indicator and file.
+  d.dedup_key = std::string(kFileIndicatorDetector) + ":" + m.id + ":" + hit.sha256;
+  d.action_id = action_id;
+  return d;
+}
+
 RunAntiVirusScanAction::RunAntiVirusScanAction(scan::ScanSettings settings,
-                                               DetectionSink* detections, const Clock& clock)
-    : settings_(std::move(settings)), detections_(detections), clock_(clock) {}
+                                               DetectionSink* detections, const Clock& clock,
+                                               ScanIndicatorHooks indicators)
+    : settings_(std::move(settings)),
+      detections_(detections),
+      clock_(clock),
+      indicators_(std::move(indicators)) {}
 
 const ActionSpec& RunAntiVirusScanAction::Spec() const {
   static const ActionSpec spec{
@@ -187,10 +228,51 @@ Result<nlohmann::json> RunAntiVirusScanAction::Run(ActionContext& ctx) {
   Log()->info("action={} {} scan: {} files", ctx.action_id, type, files.size());
 
   const std::string action_id = ctx.action_id;
+  // Indicator matches by path, so that on_hit (same thread, right after) knows which one.
+  std::mutex matched_mu;
+  std::map<std::string, IndicatorMatch> matched;
+  scan::ScannerOptions scanner_options{.threads = settings_.threads,
+                                       .cpu_limit_percent = settings_.cpu_limit_percent,
+                                       .max_file_bytes = settings_.max_file_bytes};
+  if (indicators_.match_file) {
+    scanner_options.match_hashes = [&](const FileHashes& h, const std::string& path)
+        -> std::optional<scan::ScanHit> {
+      std::optional<IndicatorMatch> m = indicators_.match_file(
+          {.path = path, .sha256 = h.sha256, .sha1 = h.sha1, .md5 = h.md5});
+      if (!m || m->action == IndicatorAction::kAllowed) return std::nullopt;
+      const std::string name = m->title.empty() ? "indicator " + m->id : m->title;
+      {
+        std::lock_guard lock(matched_mu);
+        matched[path] = *m;
+      }
+      return scan::ScanHit{.detector_id = std::string(kFileIndicatorDetector),
+                           .threat_name = name,
+                           .path = path,
+                           .sha256 = h.sha256};
+    };
+    if (indicators_.version) {
+      scanner_options.cache_version_suffix = ":indicators-" + std::to_string(indicators_.version());
+    }
+  }
   auto on_hit = [&](const scan::ScanHit& hit) {
     Log()->warn("action={} {} '{}' in {}{}", action_id, hit.detector_id, hit.threat_name, hit.path,
                 hit.member_path.empty() ? "" : " (" + hit.member_path + ")");
-    if (detections_ != nullptr) detections_->Report(MakeScanDetection(hit, action_id, clock_.Now()));
+    if (hit.detector_id != kFileIndicatorDetector) {
+      if (detections_ != nullptr) detections_->Report(MakeScanDetection(hit, action_id, clock_.Now()));
+      return;
+    }
+    std::optional<IndicatorMatch> m;
+    {
+      std::lock_guard lock(matched_mu);
+      if (auto it = matched.find(hit.path); it != matched.end()) m = it->second;
+    }
+    if (!m) return;
+    if (m->generate_alert && detections_ != nullptr) {
+      detections_->Report(MakeScanIndicatorDetection(hit, *m, action_id, clock_.Now()));
+    }
+    if (m->action == IndicatorAction::kBlockAndRemediate && indicators_.remediate) {
+      indicators_.remediate(hit.sha256, hit.path, *m);
+    }
   };
   auto on_progress = [&](const scan::ScanProgress& p) {
     const uint64_t pct = p.bytes_total == 0 ? 99 : 2 + (97 * p.bytes_done) / p.bytes_total;
@@ -198,11 +280,7 @@ Result<nlohmann::json> RunAntiVirusScanAction::Run(ActionContext& ctx) {
   };
   QUELL_ASSIGN_OR_RETURN(
       scan::ScanSummary summary,
-      scan::RunScan(*engines, files,
-                    scan::ScannerOptions{.threads = settings_.threads,
-                                         .cpu_limit_percent = settings_.cpu_limit_percent,
-                                         .max_file_bytes = settings_.max_file_bytes},
-                    &cache_, on_hit, on_progress, ctx.stop));
+      scan::RunScan(*engines, files, scanner_options, &cache_, on_hit, on_progress, ctx.stop));
   if (!settings_.cache_path.empty()) {
     if (Status s = cache_.SaveTo(settings_.cache_path); !s.ok()) {
       Log()->warn("cannot save the scan cache: {}", s.ToString());
@@ -215,6 +293,13 @@ Result<nlohmann::json> RunAntiVirusScanAction::Run(ActionContext& ctx) {
                         {"filePath", h.path},          {"sha256", h.sha256},
                         {"fileSize", h.size}};
     if (!h.member_path.empty()) d["archiveMemberPath"] = h.member_path;
+    if (h.detector_id == kFileIndicatorDetector) {
+      std::lock_guard lock(matched_mu);
+      if (auto it = matched.find(h.path); it != matched.end()) {
+        d["indicatorId"] = it->second.id;
+        d["indicatorAction"] = IndicatorActionName(it->second.action);
+      }
+    }
     detections.push_back(std::move(d));
   }
   Log()->info("action={} {} scan done: {} files scanned, {} cached, {} detections in {} ms",

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -184,6 +185,110 @@ TEST_F(RunAntiVirusScanTest, ReportsProgressAndHonoursCancel) {
   stop.request_stop();
   auto r = Scan("Full", action, stop.get_token());
   EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
+}
+
+
+// File-hash indicators: every scanned file is matched; BlockAndRemediate is reported and
+// queued, Audit reported, Allowed silent; the scan cache does not hide a file from an
+// indicator added after a clean scan.
+class RunAntiVirusScanIndicatorTest : public RunAntiVirusScanTest {
+ protected:
+  std::string Sha256Of(const std::string& path) {
+    auto data = ReadFile(path);
+    return data.ok() ? Sha256Hex(*data) : "";
+  }
+  ScanIndicatorHooks Hooks() {
+    return ScanIndicatorHooks{
+        .match_file = [this](const FileToMatch& f) -> std::optional<IndicatorMatch> {
+          std::lock_guard lock(mu_);
+          if (auto it = indicators_.find(std::string(f.sha256)); it != indicators_.end()) {
+            return it->second;
+          }
+          return std::nullopt;
+        },
+        .version = [this] {
+          std::lock_guard lock(mu_);
+          return version_;
+        },
+        .remediate = [this](const std::string& sha256, const std::string& path,
+                            const IndicatorMatch& m) {
+          std::lock_guard lock(mu_);
+          remediated_.push_back({sha256, path + " " + m.id});
+        },
+    };
+  }
+  void Add(const std::string& path, IndicatorAction action, const std::string& id) {
+    std::lock_guard lock(mu_);
+    const std::string sha = Sha256Of(path);
+    indicators_[sha] = IndicatorMatch{.id = id, .value = sha, .action = action,
+                                      .severity = "High", .title = "title " + id,
+                                      .generate_alert = true};
+    ++version_;
+  }
+  std::mutex mu_;
+  std::map<std::string, IndicatorMatch> indicators_;
+  uint64_t version_ = 1;
+  std::vector<std::pair<std::string, std::string>> remediated_;
+};
+
+TEST_F(RunAntiVirusScanIndicatorTest, IndicatorMatchesAreHitsAndBlockAndRemediateIsQueued) {
+  const std::string tool = host_ + "/tmp/tool.bin";
+  const std::string audited = host_ + "/home/alice/notes.txt";
+  const std::string allowed = host_ + "/tmp/allowed.bin";
+  WriteText(tool, "unique tool bytes 7c1f0e");
+  WriteText(allowed, "allowed bytes 51aa");
+  Add(tool, IndicatorAction::kBlockAndRemediate, "ind-bar");
+  Add(audited, IndicatorAction::kAudit, "ind-audit");
+  Add(allowed, IndicatorAction::kAllowed, "ind-allow");
+  RunAntiVirusScanAction action(settings_, &sink_, clock_, Hooks());
+  auto quick = Scan("Quick", action);
+  ASSERT_TRUE(quick.ok()) << quick.status().ToString();
+  HitSet hits = Paths(*quick);
+  EXPECT_TRUE(hits.contains({tool, "title ind-bar"}));
+  EXPECT_TRUE(hits.contains({audited, "title ind-audit"}));
+  for (const auto& [path, name] : hits) EXPECT_NE(path, allowed);
+  for (const auto& d : (*quick)["detections"]) {
+    if (d["filePath"] == tool) {
+      EXPECT_EQ(d["detectorId"], "quell.indicators.file");
+      EXPECT_EQ(d["indicatorId"], "ind-bar");
+      EXPECT_EQ(d["indicatorAction"], "BlockAndRemediate");
+      EXPECT_EQ(d["sha256"], Sha256Of(tool));
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    ASSERT_EQ(remediated_.size(), 1u);
+    EXPECT_EQ(remediated_[0].first, Sha256Of(tool));
+    EXPECT_EQ(remediated_[0].second, tool + " ind-bar");
+  }
+  int indicator_alerts = 0;
+  for (const Detection& d : sink_.Detections()) {
+    if (d.detector_id != "quell.indicators.file") continue;
+    ++indicator_alerts;
+    if (d.title == "File found by scan and remediated by indicator: tool.bin") {
+      EXPECT_NE(d.description.find("ind-bar"), std::string::npos);
+      EXPECT_EQ(d.severity, "High");
+      EXPECT_EQ(d.action_id, "act-1");
+    } else {
+      EXPECT_EQ(d.title, "File found by scan matches indicator: notes.txt");
+    }
+  }
+  EXPECT_EQ(indicator_alerts, 2);
+}
+
+TEST_F(RunAntiVirusScanIndicatorTest, AFileCachedCleanIsMatchedAfterTheIndicatorsChange) {
+  const std::string tool = host_ + "/tmp/later.bin";
+  WriteText(tool, "arrives clean, flagged later 93be");
+  RunAntiVirusScanAction action(settings_, &sink_, clock_, Hooks());
+  auto first = Scan("Quick", action);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(Paths(*first).contains({tool, "title ind-late"}));
+  Add(tool, IndicatorAction::kBlock, "ind-late");
+  auto second = Scan("Quick", action);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(Paths(*second).contains({tool, "title ind-late"}));
+  std::lock_guard lock(mu_);
+  EXPECT_TRUE(remediated_.empty());  // Block: reported, not quarantined
 }
 
 }  // namespace

@@ -13,6 +13,10 @@
 #include "agent/channel/server_channel.h"
 #include "agent/detect/spooled_detection_sink.h"
 #include "agent/indicators/allowed_file_filter.h"
+#include "agent/indicators/dns_enforcement.h"
+#include "agent/indicators/dns_filter.h"
+#include "agent/indicators/dns_steering.h"
+#include "agent/indicators/file_indicator_match.h"
 #include "agent/indicators/indicator_enforcer.h"
 #include "agent/indicators/indicator_store.h"
 #include "agent/indicators/ip_blocklist.h"
@@ -24,6 +28,7 @@
 #include "agent/quarantine/remediation_queue.h"
 #include "agent/restriction/restriction_controller.h"
 #include "agent/sensors/executable_sightings.h"
+#include "agent/sensors/written_file_watch.h"
 #include "agent/state/action_journal.h"
 #include "agent/state/identity_store.h"
 #include "agent/state/spool.h"
@@ -93,18 +98,28 @@ struct Agent::Parts {
   std::unique_ptr<SpooledDetectionSink> detections;  // before every detector that reports
   std::unique_ptr<AllowedFileFilter> allowed_filter;  // in front of `detections`
   std::unique_ptr<IndicatorStore> indicators;  // before everything that consults it
+  // Hash + certificate matching over `indicators`; shared by the exec gate and allowed_filter.
+  std::shared_ptr<FileIndicatorMatcher> file_matcher;
   // Opened before the exec gate: it finishes interrupted operations, and the gate consults
   // its quarantined hashes. nullptr when it could not be opened (logged; actions not offered).
   std::unique_ptr<quarantine::FileQuarantine> quarantine;
   std::unique_ptr<quarantine::RemediationQueue> remediation;  // BlockAndRemediate indicators
   std::unique_ptr<LibNftRunner> indicator_nft;
   std::unique_ptr<IpBlocklist> ip_blocklist;
+  // DomainName/Url indicators. `dns_enforcement` (destroyed first) removes the steering table
+  // and stops the filter when the agent stops: no query is steered to a filter that is gone.
+  std::unique_ptr<DnsFilter> dns_filter;
+  std::unique_ptr<DnsSteering> dns_steering;
+  std::unique_ptr<DnsEnforcement> dns_enforcement;
   std::unique_ptr<FanotifyExecGate> exec_gate;
   std::unique_ptr<RestrictionController> restriction;  // answers the exec_gate's events
   std::unique_ptr<IndicatorEnforcer> indicator_enforcer;  // drives restriction + ip_blocklist
   // BlockAndRemediate: called (on the exec gate's thread; must only queue work) after an
   // exec was denied by such an indicator. Unset: the file is only blocked, and that is logged.
   std::function<void(const BlockedFile&)> remediate_file;
+  // BlockAndRemediate on files as they are written (on while such an indicator exists).
+  std::unique_ptr<sensors::FanotifyWrittenFileSource> written_source;
+  std::unique_ptr<sensors::WrittenFileWatch> written_watch;  // uses `remediation`
   std::unique_ptr<ActionJournal> journal;
   ActionRegistry registry;
   Identity identity;
@@ -119,6 +134,7 @@ Agent::~Agent() {
   // The exec gate hands blocked files to the remediation queue, whose outcomes go out through
   // the channel: stop the gate, then the queue, while everything they use still exists.
   parts_->restriction.reset();
+  parts_->written_watch.reset();
   parts_->remediation.reset();
 }
 
@@ -169,12 +185,26 @@ Status Agent::OpenState() {
       !s.ok()) {
     Log()->warn("cannot prune the action journal: {}", s.ToString());
   }
+  // A scan also matches every file it reads against the file indicators (hashes, certificates).
+  ScanIndicatorHooks scan_indicators{
+      .match_file = [matcher = parts_->file_matcher](const FileToMatch& f) {
+        return matcher->Match(f);
+      },
+      .version = [store = parts_->indicators.get()] { return store->version(); },
+  };
+  if (quarantine::RemediationQueue* q = parts_->remediation.get()) {
+    scan_indicators.remediate = [q](const std::string& sha256, const std::string& path,
+                                    const IndicatorMatch& m) {
+      q->Enqueue({.sha256 = sha256, .path = path, .indicator_id = m.id, .seen = "scan"});
+    };
+  }
   RegisterBuiltinActions(parts_->registry,
                          BuiltinActionDeps{.isolation = parts_->isolation.get(),
                                            .detections = parts_->allowed_filter.get(),
                                            .scan = &config_.scan,
                                            .restriction = parts_->restriction.get(),
-                                           .quarantine = parts_->quarantine.get()});
+                                           .quarantine = parts_->quarantine.get(),
+                                           .scan_indicators = std::move(scan_indicators)});
   for (const ActionSpec* spec : parts_->registry.Specs()) {
     Log()->debug("action {} (undo: {}, risk {})", spec->type,
                  spec->undo_type.empty() ? "-" : spec->undo_type, spec->risk);
@@ -214,10 +244,11 @@ void Agent::OpenQuarantine() {
         n->set_time_unix_ms(SystemClock::Instance().Now());
         if (outcome.ok()) {
           n->set_message("BlockAndRemediate indicator " + r.indicator_id + ": " + r.path +
-                         " stopped and quarantined: " + outcome->dump());
+                         " (seen: " + r.seen + ") stopped and quarantined: " + outcome->dump());
         } else {
           n->set_message("BlockAndRemediate indicator " + r.indicator_id + ": " + r.path +
-                         " could not be quarantined: " + outcome.status().ToString());
+                         " (seen: " + r.seen + ") could not be quarantined: " +
+                         outcome.status().ToString());
         }
         Log()->warn("{}", n->message());
         if (parts_->channel) {
@@ -234,7 +265,6 @@ void Agent::OpenQuarantine() {
 
 void Agent::RestoreRestriction() {
   parts_->exec_gate = std::make_unique<FanotifyExecGate>();
-  IndicatorStore* store = parts_->indicators.get();
   parts_->restriction = std::make_unique<RestrictionController>(
       *parts_->exec_gate, parts_->allowed_filter.get(),
       RestrictionOptions{
@@ -242,11 +272,16 @@ void Agent::RestoreRestriction() {
           .allow_sha256 = config_.restriction.allow_sha256,
           .require_private_mount_namespace = config_.restriction.require_private_mount_namespace,
           .match_file_indicator =
-              [store, q = parts_->quarantine.get()](const std::string& sha256,
-                                                    const std::string& sha1,
-                                                    const std::string& md5) {
-                std::optional<IndicatorMatch> m = store->MatchFile(sha256, sha1, md5);
-                if (m || q == nullptr || !q->Contains(sha256)) return m;
+              [matcher = parts_->file_matcher, q = parts_->quarantine.get()](
+                  int fd, const std::string& sha256, const std::string& sha1,
+                  const std::string& md5) {
+                std::optional<IndicatorMatch> m =
+                    matcher->Match({.fd = fd, .sha256 = sha256, .sha1 = sha1, .md5 = md5});
+                // A hash indicator outranks quarantine; a certificate one does not.
+                if ((m && m->type != IndicatorType::kCertificateThumbprint) || q == nullptr ||
+                    !q->Contains(sha256)) {
+                  return m;
+                }
                 // A quarantined file stays blocked wherever a copy of it turns up.
                 return std::optional<IndicatorMatch>(IndicatorMatch{
                     .id = "quarantine",
@@ -281,11 +316,11 @@ Status Agent::RestoreIndicatorStore() {
   QUELL_ASSIGN_OR_RETURN(parts_->indicators,
                          IndicatorStore::Open({.dir = config_.state_dir + "/indicators"}));
   IndicatorStore* store = parts_->indicators.get();
+  parts_->file_matcher = std::make_shared<FileIndicatorMatcher>(
+      [store](const std::function<void(const IndicatorSet&)>& fn) { store->Read(fn); });
   parts_->allowed_filter = std::make_unique<AllowedFileFilter>(
       *parts_->detections,
-      [store](const std::string& sha256, const std::string& sha1, const std::string& md5) {
-        return store->MatchFile(sha256, sha1, md5);
-      });
+      [matcher = parts_->file_matcher](const FileToMatch& f) { return matcher->Match(f); });
   return Status::Ok();
 }
 
@@ -301,15 +336,25 @@ void Agent::RestoreIndicatorEnforcement() {
           store->Read([&](const IndicatorSet& set) { m = set.FindIpRange(cidr); });
           return m;
         }});
+    StartDnsFilter();
   } else {
-    Log()->error("IP indicators cannot be enforced: {}", nft.status().ToString());
+    Log()->error("IP and domain indicators cannot be enforced: {}", nft.status().ToString());
   }
+  StartWrittenFileWatch();
   p.indicator_enforcer = std::make_unique<IndicatorEnforcer>(
       *store, IndicatorEnforcerOptions{
                   .set_file_gate = [this](bool on) { return parts_->restriction->SetIndicatorGate(on); },
                   .other_file_blocks =
                       [q = p.quarantine.get()] { return q ? q->Sha256s().size() : size_t{0}; },
                   .ip_blocklist = p.ip_blocklist.get(),
+                  .set_written_file_watch =
+                      p.written_watch == nullptr
+                          ? std::function<Status(bool)>()
+                          : [w = p.written_watch.get()](bool on) { return w->SetActive(on); },
+                  .set_dns_filter =
+                      p.dns_enforcement == nullptr
+                          ? std::function<Status(bool)>()
+                          : [d = p.dns_enforcement.get()](bool on) { return d->Set(on); },
               });
   IndicatorEnforcer* enforcer = p.indicator_enforcer.get();
   store->OnChange([enforcer] { (void)enforcer->Apply(); });
@@ -317,6 +362,52 @@ void Agent::RestoreIndicatorEnforcement() {
   // by the maintenance tick rather than keeping the agent offline.
   if (Status s = enforcer->Apply(); !s.ok()) Log()->error("indicator enforcement: {}", s.ToString());
   Log()->info("indicators: version {} ({} active)", store->version(), store->size());
+}
+
+void Agent::StartDnsFilter() {
+  Parts& p = *parts_;
+  p.dns_steering = std::make_unique<DnsSteering>(*p.indicator_nft);
+  if (!config_.dns_filter.enabled) {
+    // A table left by an earlier run (killed, or enabled then) must not steer DNS to nothing.
+    if (Status s = p.dns_steering->Remove(); !s.ok()) {
+      Log()->error("DNS filter: cannot remove the steering table: {}", s.ToString());
+    }
+    Log()->info("DNS filter disabled (dns_filter.enabled: false): domain and URL indicators "
+                "are not enforced");
+    return;
+  }
+  IndicatorStore* store = p.indicators.get();
+  p.dns_filter = std::make_unique<DnsFilter>(
+      p.allowed_filter.get(),
+      DnsFilterOptions{
+          .port = static_cast<uint16_t>(config_.dns_filter.port),
+          .upstream_timeout = std::chrono::milliseconds(config_.dns_filter.upstream_timeout_ms),
+          .match = [store](std::string_view name) { return store->MatchDomain(name); },
+      });
+  p.dns_enforcement = std::make_unique<DnsEnforcement>(*p.dns_filter, *p.dns_steering);
+}
+
+void Agent::StartWrittenFileWatch() {
+  Parts& p = *parts_;
+  if (!config_.quarantine.watch_written_files || p.remediation == nullptr) return;
+  p.written_source = std::make_unique<sensors::FanotifyWrittenFileSource>();
+  p.written_watch = std::make_unique<sensors::WrittenFileWatch>(
+      *p.written_source, p.allowed_filter.get(),
+      sensors::WrittenFileWatchOptions{
+          .max_file_bytes = config_.quarantine.written_file_max_bytes,
+          .skip_dirs = {config_.state_dir},
+          .require_private_mount_namespace = config_.restriction.require_private_mount_namespace,
+          .match_file = [matcher = p.file_matcher](const FileToMatch& f) {
+            return matcher->Match(f);
+          },
+          .remediate =
+              [q = p.remediation.get()](const sensors::WrittenFileHit& hit) {
+                q->Enqueue({.sha256 = hit.hashes.sha256,
+                            .path = hit.path,
+                            .indicator_id = hit.indicator.id,
+                            .seen = "written"});
+              },
+      });
 }
 
 void Agent::OnIndicatorDelta(const quell::v1::IndicatorDelta& delta) {

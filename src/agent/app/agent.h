@@ -7,7 +7,8 @@
 //      traffic, so a restarted or rebooted host is isolated again before it talks to anyone
 //   3. spool, detection sink, indicators (the persisted set), execution restriction
 //      (Restore() the persisted mode), indicator enforcement (exec gate for blocking hash
-//      indicators, the nftables IP blocklist) — all before any network traffic — then the
+//      indicators, the nftables IP blocklist, the DNS filter for domain indicators) — all
+//      before any network traffic — then the
 //      action journal and the action registry
 //   4. enroll if there is no identity yet (retried with backoff until it succeeds or stop)
 //   5. serve: the Connect stream (reconnecting), action executor, isolation watchdog,
@@ -40,6 +41,8 @@ class Agent {
   void RestoreRestriction();  // called by OpenState once the detection sink exists
   Status RestoreIndicatorStore();       // before RestoreRestriction (the gate consults it)
   void RestoreIndicatorEnforcement();   // after RestoreRestriction (it drives the gate)
+  void StartDnsFilter();  // by RestoreIndicatorEnforcement; the enforcer starts/stops it
+  void StartWrittenFileWatch();  // by RestoreIndicatorEnforcement; the enforcer turns it on
   void OnIndicatorDelta(const quell::v1::IndicatorDelta& delta);  // channel reader thread
   void TickIndicators(std::stop_token stop);
   Status LoadOrEnroll(std::stop_token stop);

@@ -287,6 +287,38 @@ AgentConfigLoad ParseAgentConfig(std::string_view yaml, const std::string& file_
                               r.Uint64(m, "quarantine.max_file_bytes", 1, 1ull << 40,
                                        c.quarantine.max_file_bytes);
                             }},
+                           {"watch_written_files",
+                            [&](const YAML::Node& m) {
+                              boolean(m, "quarantine.watch_written_files",
+                                      c.quarantine.watch_written_files);
+                            }},
+                           {"written_file_max_bytes",
+                            [&](const YAML::Node& m) {
+                              r.Uint64(m, "quarantine.written_file_max_bytes", 1, 1ull << 40,
+                                       c.quarantine.written_file_max_bytes);
+                            }},
+                       });
+               }},
+              {"dns_filter",
+               [&](const YAML::Node& n) {
+                 r.Map(n, "dns_filter.",
+                       {
+                           {"enabled",
+                            [&](const YAML::Node& m) {
+                              if (!m.IsScalar() || (m.Scalar() != "true" && m.Scalar() != "false")) {
+                                return r.Problem(m, "dns_filter.enabled must be true or false");
+                              }
+                              c.dns_filter.enabled = m.Scalar() == "true";
+                            }},
+                           {"port",
+                            [&](const YAML::Node& m) {
+                              r.Uint(m, "dns_filter.port", 0, 65535, c.dns_filter.port);
+                            }},
+                           {"upstream_timeout_ms",
+                            [&](const YAML::Node& m) {
+                              r.Uint(m, "dns_filter.upstream_timeout_ms", 100, 30'000,
+                                     c.dns_filter.upstream_timeout_ms);
+                            }},
                        });
                }},
               {"scan",

@@ -64,7 +64,21 @@ struct AgentConfig {
     // Also look for the hash in the quick-scan locations (temp dirs, homes, persistence).
     bool search_quick_scan_locations = true;
     uint64_t max_file_bytes = 1ull << 30;  // larger candidate files are not hashed
+    // While a BlockAndRemediate file-hash indicator exists, files closed after writing on the
+    // agent's own mounts are hashed and remediated at once (fanotify FAN_CLOSE_WRITE).
+    bool watch_written_files = true;
+    uint64_t written_file_max_bytes = 256ull << 20;  // larger written files are not hashed
   } quarantine;
+  // The DNS filter that enforces DomainName/Url indicators; see docs/operations.md "DNS
+  // filter". It runs (and the host's DNS is steered to it) only while such an indicator with
+  // Audit/Block/BlockAndRemediate exists.
+  struct DnsFilter {
+    bool enabled = true;
+    // Its port on 127.0.0.1 and ::1; 0 = an ephemeral port chosen when it starts.
+    uint32_t port = 0;
+    // Per nameserver and transport, when forwarding to the resolvers of /etc/resolv.conf.
+    uint32_t upstream_timeout_ms = 2000;
+  } dns_filter;
   std::string log_level = "info";
 };
 

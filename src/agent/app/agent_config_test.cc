@@ -154,6 +154,8 @@ TEST(AgentConfigTest, ShippedExampleLoadsAndDocumentsTheDefaults) {
   EXPECT_EQ(config->quarantine.search_quick_scan_locations,
             defaults.quarantine.search_quick_scan_locations);
   EXPECT_EQ(config->quarantine.max_file_bytes, defaults.quarantine.max_file_bytes);
+  EXPECT_EQ(config->quarantine.watch_written_files, defaults.quarantine.watch_written_files);
+  EXPECT_EQ(config->quarantine.written_file_max_bytes, defaults.quarantine.written_file_max_bytes);
   EXPECT_EQ(config->scan.clamav_database_dirs,
             (std::vector<std::string>{"/var/lib/clamav", defaults.state_dir + "/signatures"}));
   EXPECT_EQ(config->scan.yara_rule_dirs, defaults.scan.yara_rule_dirs);
@@ -166,6 +168,27 @@ TEST(AgentConfigTest, ShippedExampleLoadsAndDocumentsTheDefaults) {
   EXPECT_EQ(config->scan.quick_scan_root, defaults.scan.quick_scan_root);
   EXPECT_EQ(config->scan.quick_scan_processes, defaults.scan.quick_scan_processes);
   EXPECT_EQ(config->scan.cache_path, defaults.state_dir + "/scan-cache");
+  EXPECT_EQ(config->dns_filter.enabled, defaults.dns_filter.enabled);
+  EXPECT_EQ(config->dns_filter.port, defaults.dns_filter.port);
+  EXPECT_EQ(config->dns_filter.upstream_timeout_ms, defaults.dns_filter.upstream_timeout_ms);
+}
+
+TEST(AgentConfigTest, DnsFilterSection) {
+  auto load = ParseAgentConfig("server: s:1\nca_cert: /ca.pem\ndns_filter:\n  enabled: false\n"
+                               "  port: 5354\n  upstream_timeout_ms: 700\n",
+                               "agent.yaml");
+  ASSERT_TRUE(load.ok()) << load.ProblemsText();
+  EXPECT_FALSE(load.config.dns_filter.enabled);
+  EXPECT_EQ(load.config.dns_filter.port, 5354u);
+  EXPECT_EQ(load.config.dns_filter.upstream_timeout_ms, 700u);
+  auto bad = ParseAgentConfig("server: s:1\nca_cert: /ca.pem\ndns_filter:\n  enabled: yes\n"
+                              "  port: 70000\n  upstream_timeout_ms: 5\n  bogus: 1\n",
+                              "agent.yaml");
+  EXPECT_EQ(bad.ProblemsText(),
+            "agent.yaml:4: dns_filter.enabled must be true or false\n"
+            "agent.yaml:5: dns_filter.port must be 0..65535\n"
+            "agent.yaml:6: dns_filter.upstream_timeout_ms must be 100..30000\n"
+            "agent.yaml:7: unknown key dns_filter.bogus");
 }
 
 TEST(AgentConfigTest, QuarantineSection) {
@@ -176,6 +199,8 @@ quarantine:
   use_systemctl: false
   search_quick_scan_locations: false
   max_file_bytes: 1024
+  watch_written_files: false
+  written_file_max_bytes: 4096
 )",
                                "agent.yaml");
   ASSERT_TRUE(load.ok()) << load.ProblemsText();
@@ -184,6 +209,8 @@ quarantine:
   EXPECT_FALSE(load.config.quarantine.use_systemctl);
   EXPECT_FALSE(load.config.quarantine.search_quick_scan_locations);
   EXPECT_EQ(load.config.quarantine.max_file_bytes, 1024u);
+  EXPECT_FALSE(load.config.quarantine.watch_written_files);
+  EXPECT_EQ(load.config.quarantine.written_file_max_bytes, 4096u);
 
   auto bad = ParseAgentConfig(R"(server: s:1
 ca_cert: /ca.pem

@@ -37,8 +37,8 @@ TEST(AllowedFileFilterTest, DropsDetectionsOfAllowedFilesOnly) {
   ASSERT_TRUE(set.Upsert(bad).ok());
 
   RecordingSink next;
-  AllowedFileFilter filter(next, [&](const std::string& a, const std::string& b, const std::string& c) {
-    return set.MatchFile(a, b, c);
+  AllowedFileFilter filter(next, [&](const FileToMatch& f) {
+    return set.MatchFile(f.sha256, f.sha1, f.md5);
   });
   filter.Report(ScanHit(std::string(64, 'a')));  // allowed: suppressed
   filter.Report(ScanHit(std::string(64, 'b')));  // audit indicator: passes

@@ -19,9 +19,13 @@ Status IndicatorEnforcer::Apply() {
 
 Status IndicatorEnforcer::ApplyLocked() {
   size_t file_blocks = 0;
+  size_t file_remediations = 0;
+  size_t domains = 0;
   std::vector<IpRange> ranges;
   store_.Read([&](const IndicatorSet& set) {
     file_blocks = set.CountFileBlocks();
+    if (options_.set_written_file_watch) file_remediations = set.CountFileRemediations();
+    if (options_.set_dns_filter) domains = set.CountDomainEnforced();
     if (options_.ip_blocklist != nullptr) ranges = set.BlockedIpRanges();
     next_expiry_ = set.NextExpiry();
   });
@@ -46,6 +50,34 @@ Status IndicatorEnforcer::ApplyLocked() {
     if (Status s = options_.ip_blocklist->Sync(std::move(ranges)); !s.ok()) {
       Log()->error("IP indicators: {}", s.ToString());
       if (first.ok()) first = s;
+    }
+  }
+  if (options_.set_dns_filter) {
+    const bool want = domains > 0;
+    if (Status s = options_.set_dns_filter(want); !s.ok()) {
+      Log()->error("domain indicators: cannot {} the DNS filter: {}", want ? "start" : "stop",
+                   s.ToString());
+      if (first.ok()) first = s;
+    } else {
+      if (want != dns_filter_) {
+        Log()->info("domain indicators: {} enforced DomainName/Url indicator(s); DNS filter {}",
+                    domains, want ? "on" : "off");
+      }
+      dns_filter_ = want;
+    }
+  }
+  if (options_.set_written_file_watch) {
+    const bool want = file_remediations > 0;
+    if (Status s = options_.set_written_file_watch(want); !s.ok()) {
+      Log()->error("file indicators: cannot {} the written-file watch: {}",
+                   want ? "start" : "stop", s.ToString());
+      if (first.ok()) first = s;
+    } else {
+      if (want != written_file_watch_) {
+        Log()->info("file indicators: {} BlockAndRemediate hash indicator(s); written-file "
+                    "watch {}", file_remediations, want ? "on" : "off");
+      }
+      written_file_watch_ = want;
     }
   }
   dirty_ = !first.ok();
@@ -82,6 +114,11 @@ void IndicatorEnforcer::Tick() {
 bool IndicatorEnforcer::file_gate_wanted() const {
   std::lock_guard lock(mutex_);
   return file_gate_;
+}
+
+bool IndicatorEnforcer::dns_filter_wanted() const {
+  std::lock_guard lock(mutex_);
+  return dns_filter_;
 }
 
 UnixMillis IndicatorEnforcer::next_expiry() const {

@@ -2,6 +2,10 @@
 //   - the exec gate: open in "indicators only" mode while a live Block/BlockAndRemediate file
 //     hash indicator exists (`set_file_gate`, RestrictionController::SetIndicatorGate);
 //   - the IP blocklist: the nftables sets hold exactly the live blocked ranges;
+//   - the written-file watch: on while a live BlockAndRemediate file-hash indicator exists
+//     (`set_written_file_watch`);
+//   - the DNS filter: running, with the host's DNS steered to it, only while a live
+//     DomainName/Url indicator needs it (`set_dns_filter`);
 //   - expiry: Tick() purges indicators once the earliest expiry has passed, which rebuilds
 //     both (an expired indicator stops applying without a message from the server);
 //   - hits: Tick() polls the IP counters every `hit_poll_interval`.
@@ -28,6 +32,14 @@ struct IndicatorEnforcerOptions {
   // gate too. Empty: none.
   std::function<size_t()> other_file_blocks;
   IpBlocklist* ip_blocklist = nullptr;            // nullptr: IP indicators not enforced
+  // Starts (true) or stops (false) the written-file watch: on while a live BlockAndRemediate
+  // file-hash indicator exists. Called on every Apply (cheap when nothing changes). Empty:
+  // BlockAndRemediate acts only at exec and scan.
+  std::function<Status(bool on)> set_written_file_watch;
+  // Starts (true) or stops (false) the DNS filter and its steering table: on while a live
+  // DomainName/Url indicator with Audit/Block/BlockAndRemediate exists. Called on every
+  // Apply (it must be cheap when nothing changes). Empty: domains not enforced.
+  std::function<Status(bool on)> set_dns_filter;
   const Clock* clock = nullptr;                   // nullptr = the system clock
   std::chrono::milliseconds hit_poll_interval{10'000};
 };
@@ -44,6 +56,7 @@ class IndicatorEnforcer {
   void Tick();
 
   bool file_gate_wanted() const;
+  bool dns_filter_wanted() const;
   UnixMillis next_expiry() const;
 
  private:
@@ -54,6 +67,8 @@ class IndicatorEnforcer {
   const Clock& clock_;
   mutable std::mutex mutex_;
   bool file_gate_ = false;
+  bool written_file_watch_ = false;
+  bool dns_filter_ = false;
   bool dirty_ = true;  // the last Apply failed somewhere: retry on Tick
   UnixMillis next_expiry_ = 0;
   UnixMillis next_poll_ = 0;

@@ -87,5 +87,70 @@ TEST_F(IndicatorEnforcerTest, AFailedApplyIsRetriedOnTick) {
   EXPECT_TRUE(gate);
 }
 
+TEST_F(IndicatorEnforcerTest, WrittenFileWatchRunsOnlyWhileABlockAndRemediateHashIsLive) {
+  std::vector<bool> watch;
+  IndicatorEnforcer e(*store_, {.set_file_gate = [](bool) { return Status::Ok(); },
+                                .set_written_file_watch =
+                                    [&](bool on) {
+                                      watch.push_back(on);
+                                      return Status::Ok();
+                                    },
+                                .clock = &clock_});
+  store_->OnChange([&] { (void)e.Apply(); });
+  quell::v1::IndicatorDelta d;
+  d.set_to_version(1);
+  d.set_full(true);
+  *d.add_upserts() = Ind("block", "FileSha256", std::string(64, 'a'));  // Block only
+  ASSERT_TRUE(store_->Apply(d).ok());
+  ASSERT_FALSE(watch.empty());
+  EXPECT_FALSE(watch.back());
+  quell::v1::IndicatorDelta d2;
+  d2.set_from_version(1);
+  d2.set_to_version(2);
+  auto bar = Ind("bar", "FileMd5", std::string(32, 'b'), clock_.Now() + 1'000);
+  bar.set_action("BlockAndRemediate");
+  *d2.add_upserts() = bar;
+  ASSERT_TRUE(store_->Apply(d2).ok());
+  EXPECT_TRUE(watch.back());
+  clock_.Advance(1'000);
+  e.Tick();  // expired: the watch stops by itself
+  EXPECT_FALSE(watch.back());
+}
+
+TEST_F(IndicatorEnforcerTest, DnsFilterRunsOnlyWhileADomainOrUrlIndicatorIsEnforced) {
+  std::vector<bool> dns;
+  IndicatorEnforcer e(*store_, {.set_dns_filter =
+                                    [&](bool on) {
+                                      dns.push_back(on);
+                                      return Status::Ok();
+                                    },
+                                .clock = &clock_});
+  store_->OnChange([&] { (void)e.Apply(); });
+  quell::v1::IndicatorDelta d;
+  d.set_to_version(1);
+  d.set_full(true);
+  auto allowed = Ind("allowed", "DomainName", "good.example");
+  allowed.set_action("Allowed");  // needs no filter: everything not blocked is forwarded
+  *d.add_upserts() = allowed;
+  *d.add_upserts() = Ind("ip", "IpAddress", "192.0.2.1");
+  ASSERT_TRUE(store_->Apply(d).ok());
+  ASSERT_FALSE(dns.empty());
+  EXPECT_FALSE(dns.back());
+  EXPECT_FALSE(e.dns_filter_wanted());
+
+  quell::v1::IndicatorDelta d2;
+  d2.set_from_version(1);
+  d2.set_to_version(2);
+  auto url = Ind("url", "Url", "https://bad.example/x", clock_.Now() + 1'000);
+  url.set_action("Audit");
+  *d2.add_upserts() = url;
+  ASSERT_TRUE(store_->Apply(d2).ok());
+  EXPECT_TRUE(dns.back());
+  EXPECT_TRUE(e.dns_filter_wanted());
+  clock_.Advance(1'000);
+  e.Tick();  // expired: the filter and its steering go by themselves
+  EXPECT_FALSE(dns.back());
+}
+
 }  // namespace
 }  // namespace quell::agent

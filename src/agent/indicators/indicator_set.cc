@@ -293,7 +293,8 @@ struct Record {
   uint8_t flags;     // kLive | kAlert
 };
 static_assert(sizeof(Record) == 48, "Record layout is part of the memory budget");
-constexpr uint8_t kLive = 1, kAlert = 2;
+// kThumb256: a CertificateThumbprint given as SHA-256 (key holds 32 bytes, not 20).
+constexpr uint8_t kLive = 1, kAlert = 2, kThumb256 = 4;
 
 }  // namespace
 
@@ -408,6 +409,7 @@ struct IndicatorSet::Impl {
   SlotIndex by_id, by_key;
   std::array<uint32_t, 129> prefix_count{};  // IP records per prefix length
   size_t live = 0;
+  size_t certificates = 0;  // CertificateThumbprint records, expired ones included
 
   std::string_view Id(const Record& r) const { return arena.View(r.text, r.id_len); }
   std::string_view Title(const Record& r) const {
@@ -460,7 +462,7 @@ struct IndicatorSet::Impl {
     const Kind k = KindOf(r.type);
     if (k == kKindDns) m.value = std::string(ValueText(r));
     else if (k == kKindIp) m.value = FormatCidr(r.key, r.key[16], true);
-    else m.value = ToHex(r.key, HashBytesOf(k));
+    else m.value = ToHex(r.key, (r.flags & kThumb256) ? 32 : HashBytesOf(k));
     return m;
   }
 
@@ -501,6 +503,7 @@ struct IndicatorSet::Impl {
     by_id.Erase(IdHash(Id(r)), rec);
     by_key.Erase(KeyHashOf(r), rec);
     if (r.type == IndicatorType::kIpAddress) --prefix_count[r.key[16]];
+    if (r.type == IndicatorType::kCertificateThumbprint) --certificates;
     arena.Release(TextLen(r));
     r.flags = 0;
     free_list.push_back(rec);
@@ -551,6 +554,10 @@ Status IndicatorSet::Upsert(const quell::v1::Indicator& in) {
     case kKindSha256:
     case kKindMd5:
     case kKindThumb:
+      if (kind == kKindThumb && v.size() == 64 && ParseHex(v, r.key, 32)) {
+        r.flags |= kThumb256;
+        break;
+      }
       if (!ParseHex(v, r.key, HashBytesOf(kind))) {
         return InvalidArgument(std::string(IndicatorTypeName(type)) + " value '" + v +
                                "' is not " + std::to_string(HashBytesOf(kind) * 2) + " hex digits");
@@ -616,6 +623,7 @@ Status IndicatorSet::Upsert(const quell::v1::Indicator& in) {
   s.by_key.Insert(rec, key_hash_of(rec), key_hash_of);
   if (type == IndicatorType::kIpAddress) ++s.prefix_count[r.key[16]];
   ++s.live;
+  if (type == IndicatorType::kCertificateThumbprint) ++s.certificates;
   s.MaybeCompact();
   return Status::Ok();
 }
@@ -675,6 +683,33 @@ std::optional<IndicatorMatch> IndicatorSet::MatchFile(std::string_view sha256,
   }
   return std::nullopt;
 }
+
+std::optional<IndicatorMatch> IndicatorSet::MatchCertificate(std::string_view thumbprint,
+                                                             bool include_allowed) const {
+  const Impl& s = *impl_;
+  uint8_t key[32];
+  const size_t len = thumbprint.size() / 2;  // 20 (SHA-1) or 32 (SHA-256)
+  if (s.certificates == 0 || (len != 20 && len != 32) || !ParseHex(thumbprint, key, len)) {
+    return std::nullopt;
+  }
+  const UnixMillis now = s.clock->Now();
+  std::optional<uint32_t> best;
+  // The index hashes a thumbprint's first 8 bytes (HashKey), whatever its length.
+  s.by_key.Probe(HashKey(kKindThumb, key, len), [&](uint32_t rec) {
+    const Record& r = s.records[rec];
+    if (r.type != IndicatorType::kCertificateThumbprint || s.Expired(r, now) ||
+        ((r.flags & kThumb256) ? 32u : 20u) != len || std::memcmp(r.key, key, len) != 0 ||
+        (!include_allowed && r.action == IndicatorAction::kAllowed)) {
+      return true;
+    }
+    if (!best || Rank(r.action) < Rank(s.records[*best].action)) best = rec;
+    return true;
+  });
+  if (best) return s.ToMatch(s.records[*best]);
+  return std::nullopt;
+}
+
+bool IndicatorSet::HasCertificates() const { return impl_->certificates > 0; }
 
 std::optional<IndicatorMatch> IndicatorSet::MatchIp(std::string_view address) const {
   const Impl& s = *impl_;
@@ -736,8 +771,30 @@ size_t IndicatorSet::CountFileBlocks() const {
   const UnixMillis now = s.clock->Now();
   size_t n = 0;
   for (const Record& r : s.records) {
-    if (!(r.flags & kLive) || s.Expired(r, now) || KindOf(r.type) > kKindMd5) continue;
+    if (!(r.flags & kLive) || s.Expired(r, now) || KindOf(r.type) > kKindThumb) continue;
     if (r.action == IndicatorAction::kBlock || r.action == IndicatorAction::kBlockAndRemediate) ++n;
+  }
+  return n;
+}
+
+size_t IndicatorSet::CountDomainEnforced() const {
+  const Impl& s = *impl_;
+  const UnixMillis now = s.clock->Now();
+  size_t n = 0;
+  for (const Record& r : s.records) {
+    if (!(r.flags & kLive) || s.Expired(r, now) || KindOf(r.type) != kKindDns) continue;
+    if (r.action != IndicatorAction::kAllowed) ++n;
+  }
+  return n;
+}
+
+size_t IndicatorSet::CountFileRemediations() const {
+  const Impl& s = *impl_;
+  const UnixMillis now = s.clock->Now();
+  size_t n = 0;
+  for (const Record& r : s.records) {
+    if (!(r.flags & kLive) || s.Expired(r, now) || KindOf(r.type) > kKindMd5) continue;
+    if (r.action == IndicatorAction::kBlockAndRemediate) ++n;
   }
   return n;
 }

@@ -113,15 +113,32 @@ class IndicatorSet {
   // `address` is a literal v4 or v6 address (v4-mapped v6 matches v4 ranges).
   std::optional<IndicatorMatch> MatchIp(std::string_view address) const;
   std::optional<IndicatorMatch> MatchDomain(std::string_view name) const;
+  // A CertificateThumbprint indicator for this certificate thumbprint: SHA-1 (40 hex digits)
+  // or SHA-256 (64), any case, each matching indicators given in the same form. Only the exact value: whether the certificate counts (signer, chain, valid
+  // signature) is decided by the caller (file_indicator_match.h), which passes
+  // include_allowed = false when an Allowed one would not count (the next strongest is found).
+  std::optional<IndicatorMatch> MatchCertificate(std::string_view thumbprint,
+                                                 bool include_allowed = true) const;
+  // True when any CertificateThumbprint indicator is held (O(1)): callers skip reading a
+  // file's signature otherwise.
+  bool HasCertificates() const;
   // The strongest live IpAddress indicator for exactly this range ("10.0.0.0/8").
   std::optional<IndicatorMatch> FindIpRange(std::string_view cidr) const;
 
   // Every live (not expired) indicator, in no particular order.
   void ForEach(const std::function<void(const IndicatorMatch&)>& fn) const;
   // Counts of live indicators that need an enforcement point (expired ones excluded).
+  // File blocks: hash and CertificateThumbprint indicators with Block/BlockAndRemediate
+  // (both are enforced by the exec gate).
   size_t CountFileBlocks() const;
+  // Live file-hash (not certificate) indicators with BlockAndRemediate: while there are any,
+  // written files are hashed as they are closed (sensors/written_file_watch.h).
+  size_t CountFileRemediations() const;
   // The ranges of live IpAddress indicators with Block/BlockAndRemediate.
   std::vector<IpRange> BlockedIpRanges() const;
+  // Live DomainName and Url indicators with Audit, Block or BlockAndRemediate: while there
+  // are any, the DNS filter runs and the host's DNS is steered to it.
+  size_t CountDomainEnforced() const;
   // The earliest expiry among live indicators (0 = none expires): when enforcement built
   // from the set must be rebuilt.
   UnixMillis NextExpiry() const;

@@ -21,9 +21,11 @@ void RemediationQueue::Enqueue(RemediationRequest request) {
   {
     std::lock_guard lock(mu_);
     const UnixMillis now = clock_.Now();
-    auto it = last_started_.find(request.sha256);
+    auto key = std::make_pair(request.sha256, request.path);
+    auto it = last_started_.find(key);
     if (it != last_started_.end() && now - it->second < repeat_after_ms_) return;
-    last_started_[request.sha256] = now;
+    if (last_started_.size() >= 4096) last_started_.clear();  // bounded; a repeat is only a cost
+    last_started_[std::move(key)] = now;
     queue_.push_back(std::move(request));
   }
   cv_.notify_all();

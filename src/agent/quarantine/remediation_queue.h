@@ -1,8 +1,9 @@
 // Automatic remediation for BlockAndRemediate file indicators: the exec gate denies the exec
 // and hands the file here; one worker thread stops and quarantines it (kill what runs it,
 // remove its persistence, vault it), one file at a time, so the gate's thread never waits.
-// A hash already queued or handled recently is not queued again (a blocked program retried by
-// cron would otherwise be quarantined every minute).
+// The same file (hash and path) queued or handled recently is not queued again (a blocked
+// program retried by cron would otherwise be quarantined every minute); a new copy of the hash
+// at another path is.
 #pragma once
 
 #include <condition_variable>
@@ -22,6 +23,7 @@ struct RemediationRequest {
   std::string sha256;
   std::string path;          // where the blocked exec found it (a hint)
   std::string indicator_id;  // why
+  std::string seen = "exec";  // where it was seen: "exec" | "written" | "scan"
 };
 
 class RemediationQueue {
@@ -48,7 +50,7 @@ class RemediationQueue {
   std::mutex mu_;
   std::condition_variable_any cv_;
   std::deque<RemediationRequest> queue_;
-  std::map<std::string, UnixMillis> last_started_;  // sha256 -> when
+  std::map<std::pair<std::string, std::string>, UnixMillis> last_started_;  // (sha256, path)
   std::jthread worker_;  // last: started after everything it uses
 };
 

@@ -63,7 +63,7 @@ class IndicatorGateTest : public ::testing::Test {
         .clock = &clock_,
         .wait_slice = milliseconds(20),
         .match_file_indicator =
-            [this](const std::string& sha256, const std::string& sha1, const std::string& md5) {
+            [this](int, const std::string& sha256, const std::string& sha1, const std::string& md5) {
               ++lookups_;
               return set_.MatchFile(sha256, sha1, md5);
             },

@@ -386,7 +386,8 @@ void RestrictionController::Handle(const ExecRequest& request) {
   }
   std::optional<IndicatorMatch> indicator;
   if (options_.match_file_indicator && !verdict->sha256.empty()) {
-    indicator = options_.match_file_indicator(verdict->sha256, verdict->sha1, verdict->md5);
+    indicator = options_.match_file_indicator(request.fd, verdict->sha256, verdict->sha1,
+                                              verdict->md5);
   }
   const bool restricted = mode != RestrictionMode::kNone;
   bool approved = verdict->approved || !restricted;

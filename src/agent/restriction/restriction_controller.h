@@ -7,8 +7,8 @@
 // (fstat/read error) the exec is ALLOWED and counted; if the agent dies, the kernel allows
 // every pending and future exec (the fanotify fd closes). Audit mode allows and reports.
 //
-// File indicators: every exec is also matched against the file-hash indicators
-// (RestrictionOptions::match_file_indicator). Block/BlockAndRemediate deny the exec in every
+// File indicators: every exec is also matched against the file indicators (hashes, and
+// certificate thumbprints of signed PE files; RestrictionOptions::match_file_indicator). Block/BlockAndRemediate deny the exec in every
 // mode (and BlockAndRemediate calls RestrictionOptions::remediate), Audit reports, Allowed
 // lets the file run under restriction. With Block indicators present and no restriction,
 // SetIndicatorGate(true) opens the gate in "indicators only" mode: only indicators decide,
@@ -69,10 +69,13 @@ struct RestrictionOptions {
   const Clock* clock = nullptr;                       // nullptr = the system clock
   std::chrono::milliseconds report_suppression{60'000};  // same file hash reported once per
   std::chrono::milliseconds wait_slice{200};          // how often the worker checks for stop
-  // File-hash indicators consulted on every exec (empty: none). Called on the worker thread
-  // with lowercase hex digests; must be fast and must not block.
-  std::function<std::optional<IndicatorMatch>(const std::string& sha256, const std::string& sha1,
-                                              const std::string& md5)>
+  // File indicators consulted on every exec (empty: none). Called on the worker thread with
+  // the exec'd file (`fd`, open for reading; pread only, valid for the call) and its lowercase
+  // hex digests; must be fast and must not block. The fd lets certificate indicators read a
+  // PE file's signature (file_indicator_match.h caches it by SHA-256, so a file version is
+  // read once, like the inode-keyed verdict cache hashes it once).
+  std::function<std::optional<IndicatorMatch>(int fd, const std::string& sha256,
+                                              const std::string& sha1, const std::string& md5)>
       match_file_indicator;
   // Called after a BlockAndRemediate indicator denied an exec (the exec is already denied).
   // Runs on the worker thread: it must queue the work (stop-and-quarantine), not do it.

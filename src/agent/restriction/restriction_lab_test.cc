@@ -270,7 +270,7 @@ TEST_F(RestrictionLab, BlockHashIndicatorDeniesWithoutRestriction) {
         RestrictionOptions{.state_path = "/tmp/state/restriction.json",
                            .require_private_mount_namespace = true,
                            .clock = &clock,
-                           .match_file_indicator = [&set](const std::string& a, const std::string& b,
+                           .match_file_indicator = [&set](int, const std::string& a, const std::string& b,
                                                           const std::string& c) {
                              return set.MatchFile(a, b, c);
                            }});

@@ -1,6 +1,7 @@
 #include "agent/scan/scanner.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -157,6 +158,24 @@ void DutyCycleThrottle::Pace(std::stop_token stop) {
   }
 }
 
+// SHA-256, SHA-1 and MD5 of bytes already in memory (the file the engines just scanned).
+static FileHashes HashBuffer(const void* data, size_t size) {
+  static const char* kHex = "0123456789abcdef";
+  auto digest = [&](const EVP_MD* md) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(data, size, out, &len, md, nullptr);
+    std::string hex;
+    for (unsigned int i = 0; i < len; ++i) {
+      hex.push_back(kHex[out[i] >> 4]);
+      hex.push_back(kHex[out[i] & 15]);
+    }
+    return hex;
+  };
+  return FileHashes{.sha256 = digest(EVP_sha256()), .sha1 = digest(EVP_sha1()),
+                    .md5 = digest(EVP_md5()), .size = size};
+}
+
 Result<ScanSummary> RunScan(const ScanEngines& engines, const std::vector<FileItem>& files,
                             const ScannerOptions& options, ScanCache* cache,
                             const std::function<void(const ScanHit&)>& on_hit,
@@ -176,6 +195,7 @@ Result<ScanSummary> RunScan(const ScanEngines& engines, const std::vector<FileIt
 
   uint64_t bytes_total = 0;
   for (const FileItem& f : files) bytes_total += f.size;
+  const std::string cache_version = engines.signature_version + options.cache_version_suffix;
 
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> files_done{0}, bytes_done{0}, detections{0};
@@ -198,7 +218,7 @@ Result<ScanSummary> RunScan(const ScanEngines& engines, const std::vector<FileIt
         files_done.fetch_add(1);
         bytes_done.fetch_add(bytes);
       };
-      if (cache != nullptr && cache->IsKnownClean(item, engines.signature_version)) {
+      if (cache != nullptr && cache->IsKnownClean(item, cache_version)) {
         cached.fetch_add(1);
         done(item.size);
         continue;
@@ -247,12 +267,21 @@ Result<ScanSummary> RunScan(const ScanEngines& engines, const std::vector<FileIt
           }
         }
       }
+      std::optional<FileHashes> hashes;
+      if (options.match_hashes && file.size() > 0) {
+        hashes = HashBuffer(file.data(), file.size());
+        if (std::optional<ScanHit> hit = options.match_hashes(*hashes, item.display_path)) {
+          hit->size = now.size;
+          found.push_back(std::move(*hit));
+        }
+      }
       scanned.fetch_add(1);
       bytes_scanned.fetch_add(now.size);
       if (error) failed.fetch_add(1);
       if (!found.empty()) {
-        const std::string sha = Sha256Hex(
-            std::string_view(static_cast<const char*>(file.data()), file.size()));
+        const std::string sha =
+            hashes ? hashes->sha256
+                   : Sha256Hex(std::string_view(static_cast<const char*>(file.data()), file.size()));
         for (ScanHit& h : found) {
           h.sha256 = sha;
           detections.fetch_add(1);
@@ -261,7 +290,7 @@ Result<ScanSummary> RunScan(const ScanEngines& engines, const std::vector<FileIt
           hits.push_back(std::move(h));
         }
       } else if (!error && cache != nullptr) {
-        cache->MarkClean(now, engines.signature_version);
+        cache->MarkClean(now, cache_version);
       }
       file.Trim();
       done(item.size);

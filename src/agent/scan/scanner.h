@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "agent/scan/scan_cache.h"
 #include "agent/scan/scan_targets.h"
 #include "agent/scan/yara_rules.h"
+#include "common/hash.h"
 #include "common/status.h"
 
 namespace quell::agent::scan {
@@ -73,6 +75,15 @@ struct ScannerOptions {
   int yara_timeout_seconds = 60;
   bool lower_priority = true;       // nice 19 + idle I/O class on the scan threads
   int progress_interval_ms = 500;
+  // File-hash indicators; empty: not consulted. When set, every file read also gets its
+  // SHA-256, SHA-1 and MD5 (one pass over the bytes already in memory) and is matched; a
+  // returned hit is counted and reported like an engine hit (sha256 and size filled in).
+  // Called on scan threads.
+  std::function<std::optional<ScanHit>(const FileHashes& hashes, const std::string& path)>
+      match_hashes;
+  // Appended to the engines' signature version in the scan cache, so that files known clean
+  // are scanned again once it changes (the indicators' version).
+  std::string cache_version_suffix;
 };
 
 // Runs one scan over `files`. `on_hit` is called from scan threads as each hit is found;
