@@ -107,6 +107,20 @@ struct ActionFilter {
   size_t top = 10000;
 };
 
+// ---- artifacts -------------------------------------------------------------------------
+
+// A file a device uploaded for one of its own actions (investigation package, fetched file,
+// command output), stored as a blob (server/blobs) under its SHA-256.
+struct ActionArtifact {
+  std::string action_id;
+  std::string name;     // unique within the action, [A-Za-z0-9._-]
+  std::string sha256;   // the blob
+  uint64_t size = 0;
+  UnixMillis created = 0;
+
+  friend bool operator==(const ActionArtifact&, const ActionArtifact&) = default;
+};
+
 // ---- audit -----------------------------------------------------------------------------
 
 struct AuditEntry {
@@ -318,6 +332,16 @@ class Store {
   virtual Result<std::map<ActionStatus, int64_t>> CountActionsByStatus() = 0;
   // Pending or InProgress actions with expiration_time <= now, any device.
   virtual Result<std::vector<MachineAction>> ListExpiredActions(UnixMillis now) = 0;
+
+  // Action artifacts. Records the artifact, replacing one of the same action and name (an
+  // upload retried after a lost reply). NotFound when the action does not exist.
+  virtual Status PutActionArtifact(const ActionArtifact& artifact) = 0;
+  // NotFound when the action has no artifact of that name.
+  virtual Result<ActionArtifact> GetActionArtifact(const std::string& action_id,
+                                                   const std::string& name) = 0;
+  // Ordered by name.
+  virtual Result<std::vector<ActionArtifact>> ListActionArtifacts(
+      const std::string& action_id) = 0;
 
   // Audit log, append-only.
   virtual Status AppendAudit(const AuditEntry& entry) = 0;

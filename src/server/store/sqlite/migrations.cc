@@ -194,6 +194,17 @@ CREATE TABLE device_indicator_acks (
   time       INTEGER NOT NULL
 ) STRICT;
 )sql"},
+    // Action artifacts (issue 5): files a device uploaded for an action, kept as blobs.
+    {5, R"sql(
+CREATE TABLE action_artifacts (
+  action_id  TEXT NOT NULL REFERENCES actions (id),
+  name       TEXT NOT NULL,
+  sha256     TEXT NOT NULL,
+  size       INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (action_id, name)
+) STRICT;
+)sql"},
 };
 
 Result<int64_t> NewestApplied(Db& db) {
