@@ -18,6 +18,7 @@
 #include "server/blobs/blob_store.h"
 #include "server/blobs/download_links.h"
 #include "server/gateway/agent_gateway.h"
+#include "server/gateway/artifact_transfer.h"
 #include "server/gateway/enrollment.h"
 #include "server/gateway/presence.h"
 #include "server/indicators/indicator_publisher.h"
@@ -39,6 +40,7 @@ struct Server::Parts {
   std::unique_ptr<AlertService> alerts;
   std::unique_ptr<IndicatorPublisher> indicators;
   std::unique_ptr<AgentGateway> gateway;
+  std::unique_ptr<ArtifactTransferService> transfer;  // uploads from agents into `blobs`
   std::unique_ptr<grpc::Server> grpc_server;
   int agent_port = 0;
   std::unique_ptr<ApiContext> api;
@@ -109,6 +111,9 @@ Status Server::Start() {
   builder.AddListeningPort(options_.agent_listen, AgentGateway::Credentials(*parts->ca),
                            &parts->agent_port);
   builder.RegisterService(parts->gateway.get());
+  parts->transfer = std::make_unique<ArtifactTransferService>(*parts->store, *parts->blobs,
+                                                              SystemClock::Instance());
+  builder.RegisterService(parts->transfer.get());
   // Keepalive pings let both sides notice a dead peer behind a silent network.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);

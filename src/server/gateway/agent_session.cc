@@ -2,6 +2,7 @@
 
 #include "common/logging.h"
 #include "server/actions/action_lifecycle.h"
+#include "server/gateway/device_identity.h"
 #include "server/gateway/file_sightings.h"
 
 namespace quell::server {
@@ -17,55 +18,20 @@ std::optional<ActionEvent> EventFor(quell::v1::ActionState state) {
   }
 }
 
-grpc::Status ToGrpc(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk: return grpc::Status::OK;
-    case StatusCode::kUnauthenticated: return {grpc::StatusCode::UNAUTHENTICATED, s.message()};
-    case StatusCode::kPermissionDenied: return {grpc::StatusCode::PERMISSION_DENIED, s.message()};
-    case StatusCode::kInvalidArgument: return {grpc::StatusCode::INVALID_ARGUMENT, s.message()};
-    case StatusCode::kFailedPrecondition:
-      return {grpc::StatusCode::FAILED_PRECONDITION, s.message()};
-    case StatusCode::kNotFound: return {grpc::StatusCode::NOT_FOUND, s.message()};
-    case StatusCode::kUnavailable: return {grpc::StatusCode::UNAVAILABLE, s.message()};
-    default: return {grpc::StatusCode::INTERNAL, "internal error"};
-  }
-}
-
 }  // namespace
 
 AgentSession::AgentSession(AgentGateway& gateway, grpc::CallbackServerContext* context)
     : gateway_(gateway) {
-  Result<std::string> device = Authenticate(context);
+  Result<std::string> device = AuthenticateDevice(*context, gateway_.store());
   if (!device.ok()) {
     Logger("server.gateway")
         ->warn("refused a Connect from {}: {}", context->peer(), device.status().message());
-    FinishOnce(ToGrpc(device.status()));
+    FinishOnce(ToGrpcStatus(device.status()));
     return;
   }
   device_id_ = *device;
   link_ = std::make_shared<AgentLink>(device_id_, this);
   StartRead(&incoming_);
-}
-
-Result<std::string> AgentSession::Authenticate(grpc::CallbackServerContext* context) {
-  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
-  if (!auth || !auth->IsPeerAuthenticated()) {
-    return Unauthenticated("a device certificate is required; enroll first");
-  }
-  auto names = auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
-  auto pems = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
-  if (names.empty() || pems.empty()) return Unauthenticated("the certificate has no subject");
-  std::string device_id(names.front().data(), names.front().size());
-  Result<pki::CertificateInfo> cert =
-      pki::InspectCertificate(std::string(pems.front().data(), pems.front().size()));
-  if (!cert.ok()) return Unauthenticated("unreadable client certificate");
-  Result<Device> device = gateway_.store().GetDevice(device_id);
-  if (!device.ok()) return Unauthenticated("unknown device " + device_id);
-  if (device->offboarded) return Unauthenticated("device " + device_id + " is offboarded");
-  if (device->cert_serial_hex != cert->serial_hex) {
-    return Unauthenticated("the certificate of device " + device_id + " has been replaced");
-  }
-  return device_id;
 }
 
 void AgentSession::OnReadDone(bool ok) {
@@ -77,7 +43,7 @@ void AgentSession::OnReadDone(bool ok) {
   if (!handled.ok()) {
     Logger("server.gateway")
         ->warn("device={} stream ended: {}", device_id_, handled.ToString());
-    FinishOnce(ToGrpc(handled));
+    FinishOnce(ToGrpcStatus(handled));
     return;
   }
   StartRead(&incoming_);

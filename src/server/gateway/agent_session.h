@@ -30,8 +30,6 @@ class AgentSession final
   AgentBacklog Backlog() override;
 
  private:
-  // Returns the device id of a valid, current device certificate, or why it is refused.
-  Result<std::string> Authenticate(grpc::CallbackServerContext* context);
   Status Handle(const quell::v1::AgentMessage& message);
   Status HandleHello(const quell::v1::Hello& hello);
   Status HandleUpdate(const quell::v1::ActionUpdate& update);

@@ -1,4 +1,4 @@
-// A real gateway on 127.0.0.1:<free port> with TLS, a real CA and a real SQLite store in a
+// A real gateway (Connect and ArtifactTransfer) on 127.0.0.1:<free port> with TLS, a real CA and a real SQLite store in a
 // temp dir — what the gateway tests (and nothing else) run against.
 #pragma once
 
@@ -10,7 +10,9 @@
 
 #include "common/pki.h"
 #include "common/testing/temp_dir.h"
+#include "server/blobs/blob_store.h"
 #include "server/gateway/agent_gateway.h"
+#include "server/gateway/artifact_transfer.h"
 #include "server/gateway/enrollment.h"
 #include "server/store/sqlite/sqlite_store.h"
 
@@ -32,9 +34,14 @@ class GatewayTestEnv : public ::testing::Test {
     gateway_ = std::make_unique<AgentGateway>(
         *store_, *ca_, *actions_, sessions_, presence_, clock_,
         AgentGatewayOptions{.heartbeat_interval_seconds = 7, .indicators = indicators_.get()});
+    auto blobs = BlobStore::Open(dir_ + "/blobs", {.max_blob_bytes = 8 << 20});
+    ASSERT_TRUE(blobs.ok()) << blobs.status().ToString();
+    blobs_ = std::move(blobs).value();
+    transfer_ = std::make_unique<ArtifactTransferService>(*store_, *blobs_, clock_);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", AgentGateway::Credentials(*ca_), &port_);
     builder.RegisterService(gateway_.get());
+    builder.RegisterService(transfer_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
   }
@@ -91,6 +98,8 @@ class GatewayTestEnv : public ::testing::Test {
   std::unique_ptr<ActionCenter> actions_;
   std::unique_ptr<IndicatorPublisher> indicators_;
   std::unique_ptr<AgentGateway> gateway_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<ArtifactTransferService> transfer_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

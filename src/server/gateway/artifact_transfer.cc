@@ -1,0 +1,165 @@
+#include "server/gateway/artifact_transfer.h"
+
+#include "common/logging.h"
+#include "server/gateway/device_identity.h"
+
+namespace quell::server {
+namespace {
+
+auto Log() { return Logger("server.transfer"); }
+
+bool ValidArtifactName(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name.front() == '.') return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// One client stream: the first chunk names (and authorizes) the artifact, every chunk is
+// appended as it arrives (nothing accumulates in memory), the last one seals it.
+class UploadReactor final : public grpc::ServerReadReactor<quell::v1::UploadChunk> {
+ public:
+  UploadReactor(ArtifactTransferService& service, grpc::CallbackServerContext* context,
+                quell::v1::UploadReply* reply)
+      : service_(service), reply_(reply) {
+    Result<std::string> device = AuthenticateDevice(*context, service_.store());
+    if (!device.ok()) {
+      Finish(ToGrpcStatus(device.status()));
+      return;
+    }
+    device_id_ = *device;
+    StartRead(&chunk_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the stream ended without a last chunk: keep what arrived for a resume
+      Finish({grpc::StatusCode::CANCELLED, "the upload ended before its last chunk"});
+      return;
+    }
+    Status applied = ApplyChunk();
+    if (!applied.ok()) {
+      Log()->warn("device={} upload {} refused: {}", device_id_, upload_id_, applied.ToString());
+      Finish(ToGrpcStatus(applied));
+      return;
+    }
+    if (chunk_.last()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartRead(&chunk_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  Status ApplyChunk() {
+    if (upload_id_.empty()) {
+      if (chunk_.protocol_version() != quell::v1::PROTOCOL_VERSION_1) {
+        return FailedPrecondition("unsupported protocol version; this server speaks 1");
+      }
+      ref_ = chunk_.artifact();
+      QUELL_ASSIGN_OR_RETURN(upload_id_, service_.Authorize(device_id_, ref_));
+    } else if (chunk_.has_artifact() && (chunk_.artifact().action_id() != ref_.action_id() ||
+                                         chunk_.artifact().name() != ref_.name())) {
+      return InvalidArgument("one upload stream carries one artifact");
+    }
+    return service_.Apply(upload_id_, ref_, chunk_, reply_);
+  }
+
+  ArtifactTransferService& service_;
+  quell::v1::UploadReply* reply_;
+  std::string device_id_;
+  std::string upload_id_;  // set by the first chunk
+  quell::v1::ArtifactRef ref_;
+  quell::v1::UploadChunk chunk_;
+};
+
+}  // namespace
+
+ArtifactTransferService::ArtifactTransferService(Store& store, BlobStore& blobs,
+                                                 const Clock& clock)
+    : store_(store), blobs_(blobs), clock_(clock) {}
+
+Result<std::string> ArtifactTransferService::Authorize(const std::string& device_id,
+                                                       const quell::v1::ArtifactRef& ref) {
+  if (!ValidArtifactName(ref.name())) {
+    return InvalidArgument("artifact names are 1-64 characters of [A-Za-z0-9._-]");
+  }
+  Result<MachineAction> action = store_.GetAction(ref.action_id());
+  if (!action.ok() || action->machine_id != device_id) {
+    // The same answer for "no such action" and "another device's": ids are not probed.
+    return PermissionDenied("action " + ref.action_id() + " is not an action of this device");
+  }
+  if (action->status != ActionStatus::kPending && action->status != ActionStatus::kInProgress) {
+    return PermissionDenied("action " + ref.action_id() + " is no longer running");
+  }
+  return ref.action_id() + "." + ref.name();
+}
+
+Status ArtifactTransferService::Apply(const std::string& upload_id,
+                                      const quell::v1::ArtifactRef& ref,
+                                      const quell::v1::UploadChunk& chunk,
+                                      quell::v1::UploadReply* reply) {
+  if (chunk.data().size() > kMaxUploadChunkBytes) {
+    return InvalidArgument("a chunk carries at most 1 MiB");
+  }
+  if (!chunk.data().empty()) {
+    QUELL_RETURN_IF_ERROR(blobs_.Append(upload_id, chunk.offset(), chunk.data()));
+  }
+  if (!chunk.last()) return Status::Ok();
+  QUELL_ASSIGN_OR_RETURN(BlobInfo blob, blobs_.Finish(upload_id, chunk.sha256()));
+  QUELL_RETURN_IF_ERROR(store_.PutActionArtifact({.action_id = ref.action_id(),
+                                                  .name = ref.name(),
+                                                  .sha256 = blob.sha256,
+                                                  .size = blob.size,
+                                                  .created = clock_.Now()}));
+  Log()->info("action={} artifact {} stored: {} bytes, sha256 {}", ref.action_id(), ref.name(),
+              blob.size, blob.sha256);
+  reply->set_sha256(blob.sha256);
+  reply->set_size(blob.size);
+  return Status::Ok();
+}
+
+grpc::ServerUnaryReactor* ArtifactTransferService::UploadStatus(
+    grpc::CallbackServerContext* context, const quell::v1::UploadStatusRequest* request,
+    quell::v1::UploadStatusReply* reply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto answer = [&]() -> Status {
+    if (request->protocol_version() != quell::v1::PROTOCOL_VERSION_1) {
+      return FailedPrecondition("unsupported protocol version; this server speaks 1");
+    }
+    QUELL_ASSIGN_OR_RETURN(std::string device_id, AuthenticateDevice(*context, store_));
+    const quell::v1::ArtifactRef& ref = request->artifact();
+    if (!ValidArtifactName(ref.name())) {
+      return InvalidArgument("artifact names are 1-64 characters of [A-Za-z0-9._-]");
+    }
+    // A finished artifact is reported even after its action ended: the agent whose last
+    // reply was lost learns it is done instead of being refused.
+    Result<MachineAction> action = store_.GetAction(ref.action_id());
+    if (action.ok() && action->machine_id == device_id) {
+      Result<ActionArtifact> done = store_.GetActionArtifact(ref.action_id(), ref.name());
+      if (done.ok()) {
+        reply->set_complete(true);
+        reply->set_sha256(done->sha256);
+        reply->set_size(done->size);
+        return Status::Ok();
+      }
+    }
+    QUELL_ASSIGN_OR_RETURN(std::string upload_id, Authorize(device_id, ref));
+    QUELL_ASSIGN_OR_RETURN(uint64_t offset, blobs_.UploadedBytes(upload_id));
+    reply->set_offset(offset);
+    return Status::Ok();
+  };
+  reactor->Finish(ToGrpcStatus(answer()));
+  return reactor;
+}
+
+grpc::ServerReadReactor<quell::v1::UploadChunk>* ArtifactTransferService::Upload(
+    grpc::CallbackServerContext* context, quell::v1::UploadReply* reply) {
+  return new UploadReactor(*this, context, reply);
+}
+
+}  // namespace quell::server
