@@ -1,6 +1,7 @@
 #include "agent/indicators/indicator_store.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -393,6 +394,9 @@ Result<IndicatorStore::Outcome> IndicatorStore::Apply(const quell::v1::Indicator
     out = Outcome{.complete = true, .version = d.to_version(), .upserts = p.tally.upserts,
                   .removals = p.tally.removals, .rejected = p.tally.rejected};
     partial_.reset();
+    // Building the new set (its arrays grow by doubling) and dropping the old one leave many
+    // MiB of freed heap behind; hand it back so the agent stays as small as the set it holds.
+    ::malloc_trim(0);
     Notify();
     QUELL_RETURN_IF_ERROR(synced);
     QUELL_RETURN_IF_ERROR(logged);

@@ -22,10 +22,9 @@ void Publish(ApiContext& api) {
   if (api.indicators != nullptr) api.indicators->Changed();
 }
 
-// Fills what the server owns: id, creator and times. The store keeps id, creator and
-// creation time of an existing (type, value).
+// Fills what the server owns: creator and times; the store numbers a new indicator (its id)
+// and keeps id, creator and creation time of an existing (type, value).
 Indicator Stamp(Indicator indicator, const ApiToken& token, UnixMillis now) {
-  indicator.id = NewUuid();
   indicator.created_by = token.name;
   indicator.last_updated_by = token.name;
   indicator.creation_time = now;

@@ -378,8 +378,9 @@ class Store {
   //
   // Submit-or-update, all in one transaction: an indicator whose (type, value) exists
   // already updates that row (keeping its id, creation_time and created_by), otherwise it
-  // is inserted with its id. Each gets its own new version. For each one, a copy of `audit`
-  // with target = the indicator id is appended. Returns the indicators as stored, in order.
+  // is inserted with its id or, when that is empty, with the number of its version as id.
+  // Each gets its own new version. For each one, a copy of `audit` with target = the
+  // indicator id is appended. Returns the indicators as stored, in order.
   // InvalidArgument if two entries of the call share (type, value).
   virtual Result<std::vector<Indicator>> PutIndicators(const std::vector<Indicator>& indicators,
                                                        const AuditEntry& audit) = 0;

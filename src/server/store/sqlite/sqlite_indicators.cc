@@ -109,6 +109,10 @@ Result<std::vector<Indicator>> SqliteStore::PutIndicators(
       BindIndicator(update, row);
       QUELL_RETURN_IF_ERROR(update.Run());
     } else {
+      // A new indicator without an id is numbered by its version: unique (versions are never
+      // reused), a number like Defender's ids, and short, which matters at a million
+      // indicators on every agent.
+      if (row.id.empty()) row.id = std::to_string(row.version);
       QUELL_ASSIGN_OR_RETURN(
           Statement insert,
           db_.Prepare(InsertSql("indicators", kIndicatorColumns, kIndicatorColumnCount)));
