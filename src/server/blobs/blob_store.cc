@@ -11,27 +11,10 @@
 #include "common/hash.h"
 #include "common/ids.h"
 #include "common/unique_fd.h"
+#include "server/blobs/blob_names.h"
 
 namespace quell::server {
 namespace {
-
-bool ValidUploadId(std::string_view id) {
-  if (id.empty() || id.size() > 128 || id.front() == '.') return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool ValidSha256(std::string_view hex) {
-  if (hex.size() != 64) return false;
-  for (char c : hex) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
 
 Status WriteAll(int fd, uint64_t offset, std::string_view bytes) {
   while (!bytes.empty()) {
@@ -76,7 +59,7 @@ std::mutex& BlobStore::LockFor(std::string_view upload_id) const {
 }
 
 Result<uint64_t> BlobStore::UploadedBytes(std::string_view upload_id) const {
-  if (!ValidUploadId(upload_id)) return InvalidArgument("invalid upload id");
+  if (!IsPlainName(upload_id, 128)) return InvalidArgument("invalid upload id");
   std::lock_guard lock(LockFor(upload_id));
   struct stat st {};
   if (::stat(PartialPath(upload_id).c_str(), &st) != 0) {
@@ -87,7 +70,7 @@ Result<uint64_t> BlobStore::UploadedBytes(std::string_view upload_id) const {
 }
 
 Status BlobStore::Append(std::string_view upload_id, uint64_t offset, std::string_view bytes) {
-  if (!ValidUploadId(upload_id)) return InvalidArgument("invalid upload id");
+  if (!IsPlainName(upload_id, 128)) return InvalidArgument("invalid upload id");
   std::lock_guard lock(LockFor(upload_id));
   UniqueFd fd(::open(PartialPath(upload_id).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
   if (!fd) return ErrnoStatus("open blob upload");
@@ -106,8 +89,8 @@ Status BlobStore::Append(std::string_view upload_id, uint64_t offset, std::strin
 }
 
 Result<BlobInfo> BlobStore::Finish(std::string_view upload_id, std::string_view expected_sha256) {
-  if (!ValidUploadId(upload_id)) return InvalidArgument("invalid upload id");
-  if (!ValidSha256(expected_sha256)) {
+  if (!IsPlainName(upload_id, 128)) return InvalidArgument("invalid upload id");
+  if (!IsSha256Hex(expected_sha256)) {
     return InvalidArgument("the expected SHA-256 must be 64 lowercase hex digits");
   }
   std::lock_guard lock(LockFor(upload_id));
@@ -144,7 +127,7 @@ Result<BlobInfo> BlobStore::Seal(const std::string& source, std::string_view exp
 }
 
 Status BlobStore::Abort(std::string_view upload_id) {
-  if (!ValidUploadId(upload_id)) return InvalidArgument("invalid upload id");
+  if (!IsPlainName(upload_id, 128)) return InvalidArgument("invalid upload id");
   std::lock_guard lock(LockFor(upload_id));
   return RemoveFile(PartialPath(upload_id));
 }
@@ -170,7 +153,7 @@ Result<BlobInfo> BlobStore::Put(std::string_view bytes) {
 }
 
 Result<std::string> BlobStore::PathOf(std::string_view sha256) const {
-  if (!ValidSha256(sha256)) return NotFound("no blob " + std::string(sha256.substr(0, 80)));
+  if (!IsSha256Hex(sha256)) return NotFound("no blob " + std::string(sha256.substr(0, 80)));
   std::string path = BlobPath(sha256);
   if (::access(path.c_str(), R_OK) != 0) return NotFound("no blob " + std::string(sha256));
   return path;
@@ -184,7 +167,7 @@ Result<BlobInfo> BlobStore::Stat(std::string_view sha256) const {
 }
 
 Status BlobStore::Remove(std::string_view sha256) {
-  if (!ValidSha256(sha256)) return InvalidArgument("invalid blob name");
+  if (!IsSha256Hex(sha256)) return InvalidArgument("invalid blob name");
   return RemoveFile(BlobPath(sha256));
 }
 

@@ -9,30 +9,13 @@
 
 #include "common/base64.h"
 #include "common/files.h"
+#include "server/blobs/blob_names.h"
 
 namespace quell::server {
 namespace {
 
 constexpr size_t kKeyBytes = 32;
 constexpr size_t kMacBytes = 32;
-
-bool ValidFileName(std::string_view name) {
-  if (name.empty() || name.size() > 128 || name.front() == '.') return false;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool ValidSha256(std::string_view hex) {
-  if (hex.size() != 64) return false;
-  for (char c : hex) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -64,8 +47,8 @@ std::string DownloadLinks::Mac(std::string_view payload) const {
 
 // Token: base64url("<sha256>/<file name>/<expires ms>") "." base64url(HMAC of that payload).
 Result<std::string> DownloadLinks::Token(const DownloadGrant& grant) const {
-  if (!ValidSha256(grant.sha256)) return InvalidArgument("download link: malformed blob name");
-  if (!ValidFileName(grant.file_name)) return InvalidArgument("download link: bad file name");
+  if (!IsSha256Hex(grant.sha256)) return InvalidArgument("download link: malformed blob name");
+  if (!IsPlainName(grant.file_name, 128)) return InvalidArgument("download link: bad file name");
   std::string payload =
       grant.sha256 + "/" + grant.file_name + "/" + std::to_string(grant.expires);
   return Base64UrlEncode(payload) + "." + Base64UrlEncode(Mac(payload));

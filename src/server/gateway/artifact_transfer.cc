@@ -1,22 +1,13 @@
 #include "server/gateway/artifact_transfer.h"
 
 #include "common/logging.h"
+#include "server/blobs/blob_names.h"
 #include "server/gateway/device_identity.h"
 
 namespace quell::server {
 namespace {
 
 auto Log() { return Logger("server.transfer"); }
-
-bool ValidArtifactName(const std::string& name) {
-  if (name.empty() || name.size() > 64 || name.front() == '.') return false;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 // One client stream: the first chunk names (and authorizes) the artifact, every chunk is
 // appended as it arrives (nothing accumulates in memory), the last one seals it.
@@ -85,7 +76,7 @@ ArtifactTransferService::ArtifactTransferService(Store& store, BlobStore& blobs,
 
 Result<std::string> ArtifactTransferService::Authorize(const std::string& device_id,
                                                        const quell::v1::ArtifactRef& ref) {
-  if (!ValidArtifactName(ref.name())) {
+  if (!IsPlainName(ref.name(), 64)) {
     return InvalidArgument("artifact names are 1-64 characters of [A-Za-z0-9._-]");
   }
   Result<MachineAction> action = store_.GetAction(ref.action_id());
@@ -133,7 +124,7 @@ grpc::ServerUnaryReactor* ArtifactTransferService::UploadStatus(
     }
     QUELL_ASSIGN_OR_RETURN(std::string device_id, AuthenticateDevice(*context, store_));
     const quell::v1::ArtifactRef& ref = request->artifact();
-    if (!ValidArtifactName(ref.name())) {
+    if (!IsPlainName(ref.name(), 64)) {
       return InvalidArgument("artifact names are 1-64 characters of [A-Za-z0-9._-]");
     }
     // A finished artifact is reported even after its action ended: the agent whose last
