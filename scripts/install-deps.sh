@@ -15,6 +15,8 @@ PACKAGES=(
   # agent: kernel firewall; scanners (ClamAV engine, YARA) and the archive tools tests use
   libnftables-dev nftables
   libclamav-dev clamav libyara-dev yara p7zip-full zip
+  # agent: investigation packages and collected files (AES-256 zip)
+  libzip-dev
   # benchmark peers only (clamd for clamdscan, fapolicyd); their services are never started
   # on this host by the install (see policy-rc.d below)
   clamav-daemon clamdscan fapolicyd
