@@ -1,13 +1,17 @@
 #include "cli/api_client.h"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -19,6 +23,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "common/unique_fd.h"
+
 // GCC 12 misreads Asio's custom coroutine frame allocator as a new/delete mismatch
 // (GCC bug 100485); the frames are allocated and freed by the same awaitable_frame_base.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -26,6 +32,13 @@
 #endif
 
 namespace quell::cli {
+
+// Where a download goes; see ApiClient::Download.
+struct DownloadTarget {
+  std::string path;
+  const ApiClient::Progress* progress = nullptr;
+};
+
 namespace {
 
 namespace asio = boost::asio;
@@ -39,6 +52,7 @@ struct Call {
   asio::ssl::context& tls;
   bhttp::request<bhttp::string_body> request;
   std::string where;  // "host:port" for messages and the Host header
+  const DownloadTarget* download = nullptr;  // set: a 2xx body goes to this file
 };
 
 bool IsIpAddress(const std::string& host) {
@@ -55,6 +69,71 @@ Status TransportError(const Call& call, const std::string& step,
                             std::to_string(call.options.timeout.count()) + "s");
   }
   return Unavailable(step + " " + call.where + ": " + ec.message());
+}
+
+// Streams a response body into call.download->path (via "<path>.part", renamed when
+// complete); a non-2xx body (an error message) is kept in the ApiResponse instead. Each read
+// has its own timeout: a large download may take long, a stalled one may not.
+asio::awaitable<Result<ApiResponse>> ReadIntoFile(Call& call,
+                                                  beast::ssl_stream<beast::tcp_stream>& stream,
+                                                  beast::flat_buffer& buffer) {
+  boost::system::error_code ec;
+  auto token = asio::redirect_error(asio::use_awaitable, ec);
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  parser.body_limit(boost::none);
+  co_await bhttp::async_read_header(stream, buffer, parser, token);
+  if (ec) co_return TransportError(call, "cannot read the response from", ec);
+  const int status = static_cast<int>(parser.get().result_int());
+  const bool success = status / 100 == 2;
+  const std::string part = call.download->path + ".part";
+  UniqueFd out;
+  if (success) {
+    out.Reset(::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!out) co_return Internal("cannot write " + part + ": " + std::strerror(errno));
+  }
+  const uint64_t total = parser.content_length().value_or(0);
+  uint64_t received = 0;
+  std::string error_body;
+  std::vector<char> piece(256 * 1024);
+  while (!parser.is_done()) {
+    parser.get().body().data = piece.data();
+    parser.get().body().size = piece.size();
+    beast::get_lowest_layer(stream).expires_after(call.options.timeout);
+    co_await bhttp::async_read(stream, buffer, parser, token);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    const size_t n = piece.size() - parser.get().body().size;
+    if (!ec && success) {
+      for (size_t written = 0; written < n;) {
+        ssize_t w = ::write(out.get(), piece.data() + written, n - written);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          const int err = errno;
+          ::unlink(part.c_str());
+          co_return Internal("cannot write " + part + ": " + std::strerror(err));
+        }
+        written += static_cast<size_t>(w);
+      }
+    } else if (!ec && error_body.size() < (1 << 20)) {
+      error_body.append(piece.data(), n);
+    }
+    if (ec) {
+      if (success) ::unlink(part.c_str());
+      co_return TransportError(call, "download from", ec);
+    }
+    received += n;
+    if (success && call.download->progress != nullptr && *call.download->progress) {
+      (*call.download->progress)(received, total);
+    }
+  }
+  if (success) {
+    if (::fsync(out.get()) != 0 || ::rename(part.c_str(), call.download->path.c_str()) != 0) {
+      const int err = errno;
+      ::unlink(part.c_str());
+      co_return Internal("cannot write " + call.download->path + ": " + std::strerror(err));
+    }
+  }
+  co_return ApiResponse{status, std::string(parser.get()[bhttp::field::content_type]),
+                        std::move(error_body)};
 }
 
 asio::awaitable<Result<ApiResponse>> Exchange(Call& call) {
@@ -99,6 +178,7 @@ asio::awaitable<Result<ApiResponse>> Exchange(Call& call) {
   if (ec) co_return TransportError(call, "cannot send the request to", ec);
 
   beast::flat_buffer buffer;
+  if (call.download != nullptr) co_return co_await ReadIntoFile(call, stream, buffer);
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(call.options.max_response_bytes);
   co_await bhttp::async_read(stream, buffer, parser, token);
@@ -169,6 +249,18 @@ ApiClient::ApiClient(ApiClientOptions options) : options_(std::move(options)) {}
 
 Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string& target,
                                     const std::string& body) const {
+  return Perform(method, target, body, nullptr);
+}
+
+Result<ApiResponse> ApiClient::Download(const std::string& target, const std::string& path,
+                                        const Progress& progress) const {
+  const DownloadTarget download{.path = path, .progress = &progress};
+  return Perform("GET", target, "", &download);
+}
+
+Result<ApiResponse> ApiClient::Perform(const std::string& method, const std::string& target,
+                                       const std::string& body,
+                                       const DownloadTarget* download) const {
   QUELL_ASSIGN_OR_RETURN(ApiUrl url, ParseApiUrl(options_.base_url));
   if (target.empty() || target.front() != '/' ||
       target.find_first_of(" \t\r\n#") != target.npos) {
@@ -202,7 +294,8 @@ Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string
             (ipv6 ? "[" + url.host + "]" : url.host) + ":" + std::to_string(url.port)};
   call.request.set(bhttp::field::host, call.where);
   call.request.set(bhttp::field::user_agent, "quell-cli/" QUELL_VERSION);
-  call.request.set(bhttp::field::accept, "application/json");
+  call.request.set(bhttp::field::accept, download != nullptr ? "*/*" : "application/json");
+  call.download = download;
   if (!options_.token.empty()) {
     call.request.set(bhttp::field::authorization, "Bearer " + options_.token);
   }

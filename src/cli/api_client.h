@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/status.h"
@@ -35,8 +36,13 @@ struct ApiUrl {
 };
 Result<ApiUrl> ParseApiUrl(const std::string& url);
 
+struct DownloadTarget;
+
 class ApiClient {
  public:
+  // Bytes received so far and the total (0 when the server did not say).
+  using Progress = std::function<void(uint64_t received, uint64_t total)>;
+
   explicit ApiClient(ApiClientOptions options);
 
   // Sends one request; `target` starts with '/' and is appended to the URL's base path.
@@ -50,7 +56,18 @@ class ApiClient {
   Result<ApiResponse> Send(const std::string& method, const std::string& target,
                            const std::string& body = "") const;
 
+  // GETs `target` and streams a 2xx body into the file at `path` (never all in memory; no
+  // size limit). It is written as "<path>.part" and renamed when complete, so an interrupted
+  // download never leaves a truncated file under the final name. The timeout applies to each
+  // read, not the whole transfer. On a non-2xx answer nothing is written and the ApiResponse
+  // body holds the error.
+  Result<ApiResponse> Download(const std::string& target, const std::string& path,
+                               const Progress& progress = {}) const;
+
  private:
+  Result<ApiResponse> Perform(const std::string& method, const std::string& target,
+                              const std::string& body, const DownloadTarget* download) const;
+
   ApiClientOptions options_;
 };
 

@@ -90,5 +90,8 @@ void AddRestrictionCommands(CLI::App& app, CliContext& ctx, int& exit_code);  //
 // `quell machine quarantine` and `quell file sightings|quarantine`; REQUIRES:
 // AddMachineCommands ran first.
 void AddQuarantineCommands(CLI::App& app, CliContext& ctx, int& exit_code);  // quarantine_commands.cc
+// `quell machine collect` and `quell actions package`; REQUIRES: AddMachineCommands and
+// AddActionCommands ran first.
+void AddCollectCommands(CLI::App& app, CliContext& ctx, int& exit_code);  // collect_commands.cc
 
 }  // namespace quell::cli

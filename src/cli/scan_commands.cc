@@ -1,12 +1,9 @@
 // quell machine scan <id> [--full] [--comment …] [--no-wait]: runs RunAntiVirusScan and
 // follows it with a live progress bar on stderr, then prints a summary of what was found.
-#include <unistd.h>
-
-#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <thread>
 
+#include "cli/action_progress.h"
 #include "cli/cli_context.h"
 #include "cli/table.h"
 
@@ -21,58 +18,11 @@ struct ScanFlags {
   int wait_seconds = 24 * 3600;
 };
 
-bool IsFinal(const std::string& status) {
-  return status == "Succeeded" || status == "Failed" || status == "Cancelled" ||
-         status == "TimeOut" || status == "Rejected" || status == "Expired";
-}
-
-// "[#########...........]  42% scanned 120/400 files, ..." redrawn in place on a terminal;
-// one line per change otherwise, so logs of a non-interactive run stay readable.
-void DrawProgress(std::ostream& err, int percent, const std::string& status,
-                  const std::string& message, bool tty) {
-  constexpr int kWidth = 30;
-  const int filled = std::clamp(percent, 0, 100) * kWidth / 100;
-  std::string bar = "[" + std::string(static_cast<size_t>(filled), '#') +
-                    std::string(static_cast<size_t>(kWidth - filled), '.') + "]";
-  std::string line = bar + " " + std::to_string(percent) + "% " + status +
-                     (message.empty() ? "" : " - " + message);
-  if (tty) {
-    err << "\r\033[K" << line << std::flush;
-  } else {
-    err << line << "\n";
-  }
-}
-
 int FollowScan(CliContext& ctx, const std::string& action_id, int timeout_seconds) {
-  const bool tty = ::isatty(STDERR_FILENO) == 1;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
-  std::string last_drawn;
   nlohmann::json action;
-  for (;;) {
-    CallResult r = CallApi(ctx, "GET", "/api/machineactions/" + UrlEncode(action_id));
-    if (r.exit_code != 0) return r.exit_code;
-    action = r.body;
-    const std::string status = Field(action, "status");
-    const int percent = action.value("progressPercent", 0);
-    const std::string message = action.contains("statusMessage") && action["statusMessage"].is_string()
-                                    ? action["statusMessage"].get<std::string>()
-                                    : "";
-    const std::string key = std::to_string(percent) + status + message;
-    if (key != last_drawn) {
-      DrawProgress(ctx.err, IsFinal(status) && status == "Succeeded" ? 100 : percent, status,
-                   message, tty);
-      last_drawn = key;
-    }
-    if (IsFinal(status)) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      if (tty) ctx.err << "\n";
-      ctx.err << "error: the scan did not finish within " << timeout_seconds
-              << " s; it continues on the device (quell actions show " << action_id << ")\n";
-      return kExitApiError;
-    }
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+  if (int code = FollowActionProgress(ctx, action_id, timeout_seconds, "scan", action); code != 0) {
+    return code;
   }
-  if (tty) ctx.err << "\n";
   if (PrintJsonIfAsked(ctx, action)) return Field(action, "status") == "Succeeded" ? 0 : 1;
 
   const std::string status = Field(action, "status");

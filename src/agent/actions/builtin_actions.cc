@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "agent/actions/collect_investigation_package.h"
 #include "agent/actions/diagnostic_noop.h"
 #include "agent/actions/isolate.h"
 #include "agent/actions/restore_quarantined_file.h"
@@ -24,6 +25,10 @@ void RegisterBuiltinActions(ActionRegistry& registry, const BuiltinActionDeps& d
   if (deps.quarantine != nullptr) {
     registry.Register(std::make_unique<StopAndQuarantineFileAction>(*deps.quarantine));
     registry.Register(std::make_unique<RestoreQuarantinedFileAction>(*deps.quarantine));
+  }
+  if (deps.collect != nullptr && deps.send_artifact) {
+    registry.Register(
+        std::make_unique<CollectInvestigationPackageAction>(*deps.collect, deps.send_artifact));
   }
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "agent/actions/action_registry.h"
+#include "agent/actions/collect_investigation_package.h"
 #include "agent/actions/run_antivirus_scan.h"
 #include "agent/detect/detection.h"
 #include "agent/isolation/isolation_controller.h"
@@ -22,6 +23,9 @@ struct BuiltinActionDeps {
   quarantine::FileQuarantine* quarantine = nullptr;
   // File-hash indicators consulted by RunAntiVirusScan (empty hooks: not consulted).
   ScanIndicatorHooks scan_indicators;
+  // nullptr or no sender: CollectInvestigationPackage is not offered.
+  const CollectPackageOptions* collect = nullptr;
+  ArtifactSender send_artifact;  // uploads files that actions produce to the server
 };
 
 // Registers every built-in action, one line each.

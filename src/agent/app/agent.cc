@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "agent/actions/builtin_actions.h"
 #include "agent/app/action_executor.h"
 #include "agent/app/inventory.h"
+#include "agent/channel/artifact_uploader.h"
 #include "agent/channel/backoff.h"
 #include "agent/channel/enrollment.h"
 #include "agent/channel/server_channel.h"
@@ -121,6 +123,7 @@ struct Agent::Parts {
   std::unique_ptr<sensors::FanotifyWrittenFileSource> written_source;
   std::unique_ptr<sensors::WrittenFileWatch> written_watch;  // uses `remediation`
   std::unique_ptr<ActionJournal> journal;
+  std::optional<CollectPackageOptions> collect;  // CollectInvestigationPackage's settings
   ActionRegistry registry;
   Identity identity;
   ExecutorHandler handler;
@@ -198,13 +201,25 @@ Status Agent::OpenState() {
       q->Enqueue({.sha256 = sha256, .path = path, .indicator_id = m.id, .seen = "scan"});
     };
   }
+  parts_->collect = CollectPackageOptions{
+      .work_dir = config_.state_dir + "/collect",
+      .computer_name = CollectInventory(config_.computer_name).hostname(),
+      .limits = {.max_artifact_bytes = config_.collect.max_artifact_bytes,
+                 .max_total_bytes = config_.collect.max_total_bytes,
+                 .time_limit = std::chrono::seconds(config_.collect.time_limit_seconds),
+                 .command_timeout = std::chrono::seconds(config_.collect.command_timeout_seconds)},
+  };
   RegisterBuiltinActions(parts_->registry,
                          BuiltinActionDeps{.isolation = parts_->isolation.get(),
                                            .detections = parts_->allowed_filter.get(),
                                            .scan = &config_.scan,
                                            .restriction = parts_->restriction.get(),
                                            .quarantine = parts_->quarantine.get(),
-                                           .scan_indicators = std::move(scan_indicators)});
+                                           .scan_indicators = std::move(scan_indicators),
+                                           .collect = &*parts_->collect,
+                                           .send_artifact = [this](auto&&... args) {
+                                             return SendArtifact(args...);
+                                           }});
   for (const ActionSpec* spec : parts_->registry.Specs()) {
     Log()->debug("action {} (undo: {}, risk {})", spec->type,
                  spec->undo_type.empty() ? "-" : spec->undo_type, spec->risk);
@@ -571,6 +586,22 @@ void Agent::WatchIsolation(std::stop_token stop) {
       Log()->error("cannot spool the tamper notice: {}", s.ToString());
     }
   }
+}
+
+}  // namespace quell::agent
+
+namespace quell::agent {
+
+Result<SentArtifact> Agent::SendArtifact(const std::string& action_id, const std::string& name,
+                                         const std::string& path, std::stop_token stop,
+                                         const std::function<void(uint64_t, uint64_t)>& progress) {
+  // A channel of its own per attempt: a large upload never waits behind (or delays) the
+  // control stream, and a broken connection is replaced on retry.
+  ArtifactUploader uploader(
+      [this] { return MakeServerChannel(parts_->endpoint, &parts_->identity); });
+  QUELL_ASSIGN_OR_RETURN(UploadedArtifact sent,
+                         uploader.Upload(action_id, name, path, std::move(stop), progress));
+  return SentArtifact{.sha256 = sent.sha256, .size = sent.size};
 }
 
 }  // namespace quell::agent

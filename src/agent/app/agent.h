@@ -18,6 +18,7 @@
 #include <memory>
 #include <stop_token>
 
+#include "agent/actions/collect_investigation_package.h"
 #include "agent/app/agent_config.h"
 #include "common/status.h"
 #include "quell/v1/agent.pb.h"
@@ -49,6 +50,10 @@ class Agent {
   void Serve(std::stop_token stop);
   void WatchIsolation(std::stop_token stop);
   void ReportFileSightings(std::stop_token stop);
+  // Uploads a file an action produced (ArtifactUploader, on its own channel per attempt).
+  Result<SentArtifact> SendArtifact(const std::string& action_id, const std::string& name,
+                                    const std::string& path, std::stop_token stop,
+                                    const std::function<void(uint64_t, uint64_t)>& progress);
 
   const AgentConfig config_;
   std::unique_ptr<Parts> parts_;

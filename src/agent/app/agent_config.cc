@@ -299,6 +299,32 @@ AgentConfigLoad ParseAgentConfig(std::string_view yaml, const std::string& file_
                             }},
                        });
                }},
+              {"collect",
+               [&](const YAML::Node& n) {
+                 r.Map(n, "collect.",
+                       {
+                           {"max_artifact_bytes",
+                            [&](const YAML::Node& m) {
+                              r.Uint64(m, "collect.max_artifact_bytes", 4096, 1ull << 40,
+                                       c.collect.max_artifact_bytes);
+                            }},
+                           {"max_total_bytes",
+                            [&](const YAML::Node& m) {
+                              r.Uint64(m, "collect.max_total_bytes", 4096, 1ull << 40,
+                                       c.collect.max_total_bytes);
+                            }},
+                           {"time_limit_seconds",
+                            [&](const YAML::Node& m) {
+                              r.Uint(m, "collect.time_limit_seconds", 10, 24 * 3600,
+                                     c.collect.time_limit_seconds);
+                            }},
+                           {"command_timeout_seconds",
+                            [&](const YAML::Node& m) {
+                              r.Uint(m, "collect.command_timeout_seconds", 1, 3600,
+                                     c.collect.command_timeout_seconds);
+                            }},
+                       });
+               }},
               {"dns_filter",
                [&](const YAML::Node& n) {
                  r.Map(n, "dns_filter.",

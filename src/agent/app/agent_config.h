@@ -79,6 +79,14 @@ struct AgentConfig {
     // Per nameserver and transport, when forwarding to the resolvers of /etc/resolv.conf.
     uint32_t upstream_timeout_ms = 2000;
   } dns_filter;
+  // Investigation packages (CollectInvestigationPackage); see docs/operations.md
+  // "Investigation package". Staged in <state_dir>/collect and removed once uploaded.
+  struct Collect {
+    uint64_t max_artifact_bytes = 32ull << 20;   // each file in the package is cut here
+    uint64_t max_total_bytes = 256ull << 20;     // collection stops here
+    uint32_t time_limit_seconds = 600;           // ... or after this long
+    uint32_t command_timeout_seconds = 60;       // each command (ip, nft, journalctl) at most
+  } collect;
   std::string log_level = "info";
 };
 

@@ -272,6 +272,22 @@ const std::vector<ActionTypeSpec>& ActionCatalog() {
                                {"Sha256", {{"type", "string"}, {"pattern", "^[0-9a-fA-F]{64}$"}}}});
        }(),
        .parse_body = ParseRestoreQuarantined},
+      {.type = "CollectInvestigationPackage",
+       .route = "collectInvestigationPackage",
+       .title = "Collect investigation package",
+       .description = "Captures the device's state into a zip: autoruns (systemd, cron, rc, "
+                      "profiles, ld.so.preload, udev, XDG autostart, authorized_keys), installed "
+                      "packages, network connections and configuration, processes with "
+                      "executable hashes, scheduled tasks, security logs, services, users and "
+                      "groups, logins, system information and temp directories, with a summary "
+                      "report. Never password hashes or private keys. Download it with "
+                      "GET /api/machineactions/{id}/getPackageUri once it succeeded.",
+       .conflict_group = "collect",
+       .undo_type = "",
+       .risk = "low",
+       .min_role = Role::kResponder,
+       .body_schema = CommentSchema(),
+       .parse_body = ParseCommentOnly},
       {.type = "DiagnosticNoop",
        .route = "diagnosticNoop",
        .title = "Diagnostic no-op",

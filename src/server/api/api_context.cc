@@ -46,6 +46,7 @@ void AddApiRoutes(http::Router& router, ApiContext& api) {
   AddIndicatorRoutes(router, api);
   AddFileRoutes(router, api);
   AddDownloadRoutes(router, api);
+  AddActionDownloadRoutes(router, api);
 }
 
 }  // namespace quell::server

@@ -31,6 +31,7 @@ struct ApiContext {
   // Artifacts from devices and the links that hand them out; nullptr: downloads answer 503.
   BlobStore* blobs = nullptr;
   const DownloadLinks* download_links = nullptr;
+  UnixMillis download_link_lifetime_ms = 10 * 60 * 1000;  // getPackageUri and the like
 };
 
 // The device as the API shows it: the stored record with the newest last-seen time.
@@ -53,6 +54,7 @@ void AddAlertRoutes(http::Router& router, ApiContext& api);          // alerts_r
 void AddIndicatorRoutes(http::Router& router, ApiContext& api);      // indicators_routes.cc
 void AddFileRoutes(http::Router& router, ApiContext& api);           // files_routes.cc
 void AddDownloadRoutes(http::Router& router, ApiContext& api);       // downloads_routes.cc
+void AddActionDownloadRoutes(http::Router& router, ApiContext& api); // action_downloads_routes.cc
 
 // All of the above, plus GET /healthz.
 void AddApiRoutes(http::Router& router, ApiContext& api);
