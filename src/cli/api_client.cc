@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -80,7 +81,7 @@ asio::awaitable<Result<ApiResponse>> ReadIntoFile(Call& call,
   boost::system::error_code ec;
   auto token = asio::redirect_error(asio::use_awaitable, ec);
   bhttp::response_parser<bhttp::buffer_body> parser;
-  parser.body_limit(boost::none);
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // (none means 0 in Beast 1.74)
   co_await bhttp::async_read_header(stream, buffer, parser, token);
   if (ec) co_return TransportError(call, "cannot read the response from", ec);
   const int status = static_cast<int>(parser.get().result_int());

@@ -19,10 +19,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", ctx.json, "Print the API's JSON");
   quell::cli::AddMachineCommands(app, ctx, exit_code);
   quell::cli::AddScanCommands(app, ctx, exit_code);
-  quell::cli::AddCollectCommands(app, ctx, exit_code);
   quell::cli::AddRestrictionCommands(app, ctx, exit_code);
   quell::cli::AddQuarantineCommands(app, ctx, exit_code);
   quell::cli::AddActionCommands(app, ctx, exit_code);
+  quell::cli::AddCollectCommands(app, ctx, exit_code);
   quell::cli::AddAlertCommands(app, ctx, exit_code);
   quell::cli::AddIndicatorCommands(app, ctx, exit_code);
   CLI11_PARSE(app, argc, argv);

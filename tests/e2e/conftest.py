@@ -22,6 +22,7 @@ from lab import (Binaries, EchoServer, Lab, Server, list_netns, reachability,  #
 ECHO_PORT = 7000        # TCP+UDP echo on every peer-like host
 SELECTIVE_PORT = 22     # the destination Selective isolation allows (victim -> peer)
 FINAL_STATES = {"Succeeded", "Failed", "TimeOut", "Cancelled"}
+DOWNLOAD_LINK_LIFETIME = 20  # seconds; short, so that tests can watch a link expire
 
 _active_env = None
 
@@ -68,7 +69,9 @@ class Env:
 
     def start(self):
         self.server = Server(self.bins.server, os.path.join(self.base_dir, "server"),
-                             heartbeat_interval_seconds=2).start()
+                             heartbeat_interval_seconds=2,
+                             extra_args=["--download-link-lifetime-seconds",
+                                         str(DOWNLOAD_LINK_LIFETIME)]).start()
         self.admin_token = self.server.create_token("e2e-admin", "admin")
         self.viewer_token = self.server.create_token("e2e-viewer", "viewer")
         self.api = self.server.api(self.admin_token)

@@ -37,7 +37,7 @@ PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 # Directories every lab host sees through a copy-on-write overlay: reads show the machine's
 # files, writes (planted cron jobs, units, profiles, keys) land in the host's own upper dir
 # and never reach the machine. Unlike the tmpfs dirs they survive a reboot, like a disk.
-OVERLAY_DIRS = ("/etc", "/root", "/home", "/opt", "/usr/local", "/var/spool")
+OVERLAY_DIRS = ("/etc", "/root", "/home", "/opt", "/usr/local", "/var/spool", "/var/log")
 PREFIX_BASE = "ql"
 
 
