@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "agent/actions/action.h"
+#include "agent/actions/artifact_sender.h"
 #include "agent/collect/collectors.h"
 #include "agent/collect/package_staging.h"
 #include "common/clock.h"
@@ -22,17 +23,6 @@ namespace quell::agent {
 
 // The artifact name the package is uploaded as.
 inline constexpr char kInvestigationPackageArtifact[] = "investigation-package.zip";
-
-struct SentArtifact {
-  std::string sha256;
-  uint64_t size = 0;
-};
-
-// Sends a finished file to the server as an artifact of an action (the agent binds
-// ArtifactUploader::Upload here). `progress` gets the bytes the server holds and the total.
-using ArtifactSender = std::function<Result<SentArtifact>(
-    const std::string& action_id, const std::string& artifact_name, const std::string& path,
-    std::stop_token stop, const std::function<void(uint64_t stored, uint64_t total)>& progress)>;
 
 struct CollectPackageOptions {
   std::string work_dir;  // where packages are staged; e.g. <state_dir>/collect
