@@ -134,6 +134,21 @@ TEST(AgentConfigTest, LoadFromFileNamesTheFileInErrors) {
   EXPECT_EQ(LoadAgentConfig(dir / "missing.yaml").status().code(), StatusCode::kNotFound);
 }
 
+TEST(AgentConfigTest, CollectLimitsAreReadAndChecked) {
+  AgentConfigLoad ok = ParseAgentConfig(
+      "server: s:1\nca_cert: /c\ncollect:\n  max_total_bytes: 1048576\n  time_limit_seconds: 30\n",
+      "agent.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.ProblemsText();
+  EXPECT_EQ(ok.config.collect.max_total_bytes, 1048576u);
+  EXPECT_EQ(ok.config.collect.time_limit_seconds, 30u);
+  AgentConfigLoad bad = ParseAgentConfig(
+      "server: s:1\nca_cert: /c\ncollect:\n  time_limit_seconds: 1\n  bogus: 2\n", "agent.yaml");
+  EXPECT_NE(bad.ProblemsText().find("agent.yaml:4: collect.time_limit_seconds must be"),
+            std::string::npos)
+      << bad.ProblemsText();
+  EXPECT_NE(bad.ProblemsText().find("collect.bogus"), std::string::npos) << bad.ProblemsText();
+}
+
 TEST(AgentConfigTest, ShippedExampleLoadsAndDocumentsTheDefaults) {
   auto config = LoadAgentConfig(QUELL_SOURCE_DIR "/packaging/agent.example.yaml");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
@@ -156,6 +171,10 @@ TEST(AgentConfigTest, ShippedExampleLoadsAndDocumentsTheDefaults) {
   EXPECT_EQ(config->quarantine.max_file_bytes, defaults.quarantine.max_file_bytes);
   EXPECT_EQ(config->quarantine.watch_written_files, defaults.quarantine.watch_written_files);
   EXPECT_EQ(config->quarantine.written_file_max_bytes, defaults.quarantine.written_file_max_bytes);
+  EXPECT_EQ(config->collect.max_artifact_bytes, defaults.collect.max_artifact_bytes);
+  EXPECT_EQ(config->collect.max_total_bytes, defaults.collect.max_total_bytes);
+  EXPECT_EQ(config->collect.time_limit_seconds, defaults.collect.time_limit_seconds);
+  EXPECT_EQ(config->collect.command_timeout_seconds, defaults.collect.command_timeout_seconds);
   EXPECT_EQ(config->scan.clamav_database_dirs,
             (std::vector<std::string>{"/var/lib/clamav", defaults.state_dir + "/signatures"}));
   EXPECT_EQ(config->scan.yara_rule_dirs, defaults.scan.yara_rule_dirs);
