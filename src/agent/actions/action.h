@@ -33,6 +33,9 @@ struct ActionContext {
       [](uint32_t, const std::string&) {};
   // Requested when the action is cancelled; long-running actions check it between steps.
   std::stop_token stop;
+  // What a failed or cancelled run reports besides its message (e.g. the per-command statuses
+  // of a live response); null: nothing.
+  nlohmann::json failure_result;
 };
 
 class Action {

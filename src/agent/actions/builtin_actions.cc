@@ -5,6 +5,7 @@
 #include "agent/actions/collect_investigation_package.h"
 #include "agent/actions/diagnostic_noop.h"
 #include "agent/actions/isolate.h"
+#include "agent/actions/live_response.h"
 #include "agent/actions/restore_quarantined_file.h"
 #include "agent/actions/restrict_execution.h"
 #include "agent/actions/run_antivirus_scan.h"
@@ -29,6 +30,10 @@ void RegisterBuiltinActions(ActionRegistry& registry, const BuiltinActionDeps& d
   if (deps.collect != nullptr && deps.send_artifact) {
     registry.Register(
         std::make_unique<CollectInvestigationPackageAction>(*deps.collect, deps.send_artifact));
+  }
+  if (deps.live != nullptr && deps.send_artifact && deps.fetch_library) {
+    registry.Register(std::make_unique<LiveResponseAction>(*deps.live, deps.send_artifact,
+                                                           deps.fetch_library));
   }
 }
 

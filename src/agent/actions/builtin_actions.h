@@ -3,6 +3,7 @@
 
 #include "agent/actions/action_registry.h"
 #include "agent/actions/collect_investigation_package.h"
+#include "agent/actions/live_response.h"
 #include "agent/actions/run_antivirus_scan.h"
 #include "agent/detect/detection.h"
 #include "agent/isolation/isolation_controller.h"
@@ -26,6 +27,9 @@ struct BuiltinActionDeps {
   // nullptr or no sender: CollectInvestigationPackage is not offered.
   const CollectPackageOptions* collect = nullptr;
   ArtifactSender send_artifact;  // uploads files that actions produce to the server
+  // nullptr, no sender or no fetcher: LiveResponse is not offered.
+  const LiveResponseOptions* live = nullptr;
+  LibraryFetcher fetch_library;  // fetches library files (LiveResponse PutFile/RunScript)
 };
 
 // Registers every built-in action, one line each.

@@ -132,16 +132,21 @@ void ActionExecutor::Execute(const quell::v1::ActionRequest& request,
     auto it = runs_.find(id);
     cancelled = it != runs_.end() && it->second->cancelled;
   }
+  const std::string failure_result =
+      ctx.failure_result.is_null()
+          ? ""
+          : ctx.failure_result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (result.ok()) {
-    Finish(request, quell::v1::ACTION_STATE_SUCCEEDED, "", result->dump());
+    Finish(request, quell::v1::ACTION_STATE_SUCCEEDED, "",
+           result->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (cancelled) {
-    Finish(request, quell::v1::ACTION_STATE_CANCELLED, result.status().message(), "");
+    Finish(request, quell::v1::ACTION_STATE_CANCELLED, result.status().message(), failure_result);
   } else if (stop.stop_requested()) {
     // The agent is shutting down, nobody cancelled it: no result, so it runs again when the
     // server redelivers it.
     Log()->info("action={} interrupted by shutdown; it will run again", id);
   } else {
-    Finish(request, quell::v1::ACTION_STATE_FAILED, result.status().message(), "");
+    Finish(request, quell::v1::ACTION_STATE_FAILED, result.status().message(), failure_result);
   }
 
   std::lock_guard lock(mu_);

@@ -89,7 +89,10 @@ class HoldAction final : public Action {
       if (ctx.stop.stop_requested()) return Cancelled("stopped");
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    if (control_.fail) return FailedPrecondition("cannot hold");
+    if (control_.fail) {
+      ctx.failure_result = {{"held", "partly"}};
+      return FailedPrecondition("cannot hold");
+    }
     return nlohmann::json{{"held", ctx.parameters.value("what", "")}};
   }
   Result<nlohmann::json> Undo(ActionContext&) override {
@@ -175,6 +178,7 @@ TEST_F(ActionExecutorTest, FailureOfTheActionIsReported) {
   auto final = sink_.WaitForFinal();
   EXPECT_EQ(final.state(), quell::v1::ACTION_STATE_FAILED);
   EXPECT_EQ(final.message(), "cannot hold");
+  EXPECT_EQ(final.result_json(), R"({"held":"partly"})");  // what it did before failing
 }
 
 TEST_F(ActionExecutorTest, RedeliveryWhileRunningIsIgnoredAndAfterFinishResendsTheResult) {

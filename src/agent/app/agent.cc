@@ -11,6 +11,7 @@
 #include "agent/app/inventory.h"
 #include "agent/channel/artifact_uploader.h"
 #include "agent/channel/backoff.h"
+#include "agent/channel/library_downloader.h"
 #include "agent/channel/enrollment.h"
 #include "agent/channel/server_channel.h"
 #include "agent/detect/spooled_detection_sink.h"
@@ -124,6 +125,7 @@ struct Agent::Parts {
   std::unique_ptr<sensors::WrittenFileWatch> written_watch;  // uses `remediation`
   std::unique_ptr<ActionJournal> journal;
   std::optional<CollectPackageOptions> collect;  // CollectInvestigationPackage's settings
+  std::optional<LiveResponseOptions> live;       // LiveResponse's; unset when its dir failed
   ActionRegistry registry;
   Identity identity;
   ExecutorHandler handler;
@@ -209,6 +211,13 @@ Status Agent::OpenState() {
                  .time_limit = std::chrono::seconds(config_.collect.time_limit_seconds),
                  .command_timeout = std::chrono::seconds(config_.collect.command_timeout_seconds)},
   };
+  // Files put on the device by live response do not outlive the agent.
+  if (Status s = PrepareLiveWorkDir(config_.state_dir + "/live"); s.ok()) {
+    parts_->live = LiveResponseOptions{.work_dir = config_.state_dir + "/live"};
+  } else {
+    Log()->error("live response unavailable (LiveResponse will not be offered): {}",
+                 s.ToString());
+  }
   RegisterBuiltinActions(parts_->registry,
                          BuiltinActionDeps{.isolation = parts_->isolation.get(),
                                            .detections = parts_->allowed_filter.get(),
@@ -219,6 +228,10 @@ Status Agent::OpenState() {
                                            .collect = &*parts_->collect,
                                            .send_artifact = [this](auto&&... args) {
                                              return SendArtifact(args...);
+                                           },
+                                           .live = parts_->live ? &*parts_->live : nullptr,
+                                           .fetch_library = [this](auto&&... args) {
+                                             return FetchLibraryFile(args...);
                                            }});
   for (const ActionSpec* spec : parts_->registry.Specs()) {
     Log()->debug("action {} (undo: {}, risk {})", spec->type,
@@ -591,6 +604,14 @@ void Agent::WatchIsolation(std::stop_token stop) {
 }  // namespace quell::agent
 
 namespace quell::agent {
+
+Status Agent::FetchLibraryFile(const std::string& action_id, const std::string& name,
+                               const std::string& sha256, const std::string& dest,
+                               std::stop_token stop) {
+  LibraryDownloader downloader(
+      [this] { return MakeServerChannel(parts_->endpoint, &parts_->identity); });
+  return downloader.Fetch(action_id, name, sha256, dest, std::move(stop));
+}
 
 Result<SentArtifact> Agent::SendArtifact(const std::string& action_id, const std::string& name,
                                          const std::string& path, std::stop_token stop,

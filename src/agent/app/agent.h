@@ -50,6 +50,10 @@ class Agent {
   void Serve(std::stop_token stop);
   void WatchIsolation(std::stop_token stop);
   void ReportFileSightings(std::stop_token stop);
+  // Fetches a live response library file (channel/library_fetcher.h).
+  Status FetchLibraryFile(const std::string& action_id, const std::string& name,
+                          const std::string& sha256, const std::string& dest,
+                          std::stop_token stop);
   // Uploads a file an action produced (ArtifactUploader, on its own channel per attempt).
   Result<SentArtifact> SendArtifact(const std::string& action_id, const std::string& name,
                                     const std::string& path, std::stop_token stop,

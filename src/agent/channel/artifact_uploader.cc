@@ -4,11 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
 #include "agent/channel/endpoint.h"
+#include "agent/channel/transfer_retry.h"
 #include "common/hash.h"
 #include "common/logging.h"
 #include "common/unique_fd.h"
@@ -20,27 +18,6 @@ namespace {
 auto Log() { return Logger("agent.upload"); }
 
 using Clock = std::chrono::steady_clock;
-
-// Worth another attempt: the connection or the server, not the request.
-bool Transient(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kUnavailable:
-    case StatusCode::kCancelled:
-    case StatusCode::kDeadlineExceeded:
-    case StatusCode::kInternal:
-    case StatusCode::kFailedPrecondition:  // offset moved: ask again where the server stands
-      return true;
-    default: return false;
-  }
-}
-
-// Sleeps for `delay` unless `stop` is requested first; false when stopped.
-bool SleepFor(std::chrono::milliseconds delay, std::stop_token stop) {
-  std::mutex mu;
-  std::condition_variable_any cv;
-  std::unique_lock lock(mu);
-  return !cv.wait_for(lock, stop, delay, [] { return false; }) && !stop.stop_requested();
-}
 
 quell::v1::ArtifactRef Ref(const std::string& action_id, const std::string& name) {
   quell::v1::ArtifactRef ref;
@@ -148,14 +125,14 @@ Result<UploadedArtifact> ArtifactUploader::Upload(const std::string& action_id,
                   action_id, name);
       continue;
     }
-    if (!Transient(done.status())) return done.status();
+    if (!IsTransientTransferError(done.status())) return done.status();
     auto delay = backoff.Next();
     if (Clock::now() + delay > deadline) {
       return DeadlineExceeded("upload of " + name + " gave up: " + done.status().message());
     }
     Log()->warn("action={} upload of {} interrupted ({}); retrying in {} ms", action_id, name,
                 done.status().ToString(), delay.count());
-    if (!SleepFor(delay, stop)) return Cancelled("upload of " + name + " stopped");
+    if (!SleepUnlessStopped(delay, stop)) return Cancelled("upload of " + name + " stopped");
   }
 }
 

@@ -1,6 +1,9 @@
 #include "server/actions/action_catalog.h"
 
+#include "server/blobs/blob_names.h"
+
 #include <algorithm>
+#include <map>
 #include <cctype>
 #include <set>
 #include <tuple>
@@ -156,6 +159,101 @@ Result<ParsedActionBody> ParseRestoreQuarantined(const nlohmann::json& body) {
   return out;
 }
 
+// The characters a RunScript argument string may not hold: they would mean something to a
+// shell, and a script that passes its arguments on to one must not be made to run more.
+constexpr std::string_view kForbiddenArgChars = ";&|!$`<>\n\r";
+constexpr size_t kMaxLiveResponseCommands = 20;
+
+// LiveResponse (Defender's runliveresponse): Commands of PutFile, RunScript, GetFile, in that
+// order, each {"type", "params": [{"key", "value"}]}.
+Result<ParsedActionBody> ParseLiveResponse(const nlohmann::json& body) {
+  QUELL_ASSIGN_OR_RETURN(ParsedActionBody out, ParseCommon(body, {"Commands"}));
+  auto commands = body.find("Commands");
+  if (commands == body.end() || !commands->is_array() || commands->empty() ||
+      commands->size() > kMaxLiveResponseCommands) {
+    return InvalidArgument("'Commands' is required: an array of 1-" +
+                           std::to_string(kMaxLiveResponseCommands) +
+                           " commands of type PutFile, RunScript or GetFile");
+  }
+  static const std::map<std::string, std::pair<int, std::set<std::string>>> kTypes = {
+      {"PutFile", {0, {"FileName"}}},
+      {"RunScript", {1, {"ScriptName", "Args"}}},
+      {"GetFile", {2, {"Path"}}},
+  };
+  nlohmann::json normalized = nlohmann::json::array();
+  int last_rank = 0;
+  for (size_t i = 0; i < commands->size(); ++i) {
+    const nlohmann::json& c = (*commands)[i];
+    const std::string where = "command " + std::to_string(i);
+    if (!c.is_object() || !c.contains("type") || !c["type"].is_string()) {
+      return InvalidArgument(where + ": an object with 'type' and 'params' is required");
+    }
+    const std::string type = c["type"];
+    auto spec = kTypes.find(type);
+    if (spec == kTypes.end()) {
+      return InvalidArgument(where + ": type must be PutFile, RunScript or GetFile, not '" + type +
+                             "'");
+    }
+    if (spec->second.first < last_rank) {
+      return InvalidArgument(where + " (" + type +
+                             "): commands must come in the order PutFile, RunScript, GetFile");
+    }
+    last_rank = spec->second.first;
+    std::map<std::string, std::string> params;
+    const nlohmann::json* list = c.contains("params") ? &c["params"] : nullptr;
+    if (list != nullptr && !list->is_array()) return InvalidArgument(where + ": 'params' must be an array");
+    for (const auto& p : list != nullptr ? *list : nlohmann::json::array()) {
+      if (!p.is_object() || !p.contains("key") || !p["key"].is_string() || !p.contains("value") ||
+          !p["value"].is_string()) {
+        return InvalidArgument(where + ": each param is {\"key\": string, \"value\": string}");
+      }
+      const std::string key = p["key"];
+      if (!spec->second.second.contains(key) || params.contains(key)) {
+        return InvalidArgument(where + " (" + type + "): unexpected or repeated param '" + key + "'");
+      }
+      params[key] = p["value"];
+    }
+    nlohmann::json out_params = nlohmann::json::array();
+    if (type == "PutFile" || type == "RunScript") {
+      const char* key = type == "PutFile" ? "FileName" : "ScriptName";
+      auto name = params.find(key);
+      if (name == params.end() || !IsPlainName(name->second, 128)) {
+        return InvalidArgument(where + " (" + type + "): '" + key +
+                               "' must name a library file: 1-128 letters, digits, '-', '_' or "
+                               "'.', not starting with '.'");
+      }
+      out.library_files.push_back(name->second);
+      out.min_role = Role::kAdmin;
+      out_params.push_back({{"key", key}, {"value", name->second}});
+    }
+    if (auto args = params.find("Args"); args != params.end()) {
+      if (args->second.size() > 1024) return InvalidArgument(where + ": 'Args' is longer than 1024");
+      if (size_t bad = args->second.find_first_of(kForbiddenArgChars); bad != std::string::npos) {
+        return InvalidArgument(where + " (RunScript): 'Args' may not contain '" +
+                               (args->second[bad] == '\n' ? std::string("\\n")
+                                : args->second[bad] == '\r' ? std::string("\\r")
+                                                            : std::string(1, args->second[bad])) +
+                               "' (forbidden: ; & | ! $ ` < > and line breaks)");
+      }
+      out_params.push_back({{"key", "Args"}, {"value", args->second}});
+    }
+    if (type == "GetFile") {
+      auto path = params.find("Path");
+      if (path == params.end() || !path->second.starts_with('/') || path->second.size() > 4096 ||
+          path->second.find('\0') != std::string::npos) {
+        return InvalidArgument(where + " (GetFile): 'Path' must be an absolute path on the device");
+      }
+      out_params.push_back({{"key", "Path"}, {"value", path->second}});
+    }
+    normalized.push_back({{"type", type}, {"params", std::move(out_params)}});
+  }
+  std::sort(out.library_files.begin(), out.library_files.end());
+  out.library_files.erase(std::unique(out.library_files.begin(), out.library_files.end()),
+                          out.library_files.end());
+  out.agent_parameters = {{"Commands", std::move(normalized)}};
+  return out;
+}
+
 nlohmann::json CommentSchema(nlohmann::json extra = nlohmann::json::object()) {
   nlohmann::json props = {{"Comment", {{"type", "string"}, {"maxLength", kMaxCommentLength}}},
                           {"ExternalId", {{"type", "string"}}}};
@@ -288,6 +386,39 @@ const std::vector<ActionTypeSpec>& ActionCatalog() {
        .min_role = Role::kResponder,
        .body_schema = CommentSchema(),
        .parse_body = ParseCommentOnly},
+      {.type = "LiveResponse",
+       .route = "runliveresponse",
+       .title = "Run live response",
+       .description = "Runs commands on the device, in order: PutFile (a library file into the "
+                      "agent's working directory, removed when the agent restarts), RunScript (a "
+                      "library script with arguments; 10-minute limit), GetFile (collect a file "
+                      "from the device). The first failure stops the rest. PutFile and RunScript "
+                      "need the admin role. Results: "
+                      "GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index=N).",
+       .conflict_group = "liveresponse",
+       .conflict_error_code = "ActiveRequestAlreadyExists",
+       .undo_type = "",
+       .risk = "high",
+       .min_role = Role::kResponder,
+       .body_schema = CommentSchema(
+           {{"Commands",
+             {{"type", "array"},
+              {"minItems", 1},
+              {"maxItems", kMaxLiveResponseCommands},
+              {"items",
+               {{"type", "object"},
+                {"required", {"type"}},
+                {"properties",
+                 {{"type", {{"type", "string"}, {"enum", {"PutFile", "RunScript", "GetFile"}}}},
+                  {"params",
+                   {{"type", "array"},
+                    {"items",
+                     {{"type", "object"},
+                      {"properties",
+                       {{"key", {{"type", "string"},
+                                 {"enum", {"FileName", "ScriptName", "Args", "Path"}}}},
+                        {"value", {{"type", "string"}}}}}}}}}}}}}}}}),
+       .parse_body = ParseLiveResponse},
       {.type = "DiagnosticNoop",
        .route = "diagnosticNoop",
        .title = "Diagnostic no-op",

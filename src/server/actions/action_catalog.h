@@ -21,6 +21,12 @@ struct ParsedActionBody {
   std::string scope;                                    // MachineAction.scope, may be empty
   std::string external_id;
   nlohmann::json agent_parameters = nlohmann::json::object();  // sent to the agent
+  // The role this body needs beyond the type's min_role (LiveResponse: PutFile and RunScript
+  // need admin, GetFile responder).
+  Role min_role = Role::kViewer;
+  // Library files the body names; the route resolves them into agent_parameters["Library"]
+  // ({name: {"sha256", "size"}}) so the device fetches exactly what was asked for.
+  std::vector<std::string> library_files;
 };
 
 struct ActionTypeSpec {
@@ -29,6 +35,8 @@ struct ActionTypeSpec {
   std::string title;           // human title, e.g. "Isolate device"
   std::string description;
   std::string conflict_group;  // two open actions of one group on a device conflict
+  // The error code of that conflict's 400 (Defender's, e.g. ActiveRequestAlreadyExists).
+  std::string conflict_error_code = "FailedPrecondition";
   std::string undo_type;       // the type that reverses this one; empty if none
   // The agent parameter of the undo action that names the action it reverses (e.g.
   // "QuarantineActionId"); empty when the undo needs no parameter (Unisolate).

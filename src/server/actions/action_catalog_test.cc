@@ -71,5 +71,62 @@ TEST(ActionCatalogTest, DescribesEveryTypeAsData) {
   EXPECT_EQ(DescribeActionType(*FindActionType("Isolate"))["undoType"], "Unisolate");
 }
 
+
+json Command(const std::string& type, std::vector<std::pair<std::string, std::string>> params) {
+  json list = json::array();
+  for (auto& [k, v] : params) list.push_back({{"key", k}, {"value", v}});
+  return {{"type", type}, {"params", list}};
+}
+
+TEST(ActionCatalogTest, LiveResponseTakesDefendersCommandsInOrder) {
+  const ActionTypeSpec* live = FindActionRoute("runLiveResponse");
+  ASSERT_NE(live, nullptr);
+  auto parsed = live->parse_body(
+      {{"Comment", "triage"},
+       {"Commands",
+        {Command("PutFile", {{"FileName", "tool.bin"}}),
+         Command("RunScript", {{"ScriptName", "triage.sh"}, {"Args", "--since '2 days' -v"}}),
+         Command("GetFile", {{"Path", "/var/log/syslog"}}),
+         Command("GetFile", {{"Path", "/etc/hosts"}})}}});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->min_role, Role::kAdmin);  // PutFile and RunScript
+  EXPECT_EQ(parsed->library_files, (std::vector<std::string>{"tool.bin", "triage.sh"}));
+  EXPECT_EQ(parsed->agent_parameters["Commands"].size(), 4u);
+  EXPECT_EQ(parsed->agent_parameters["Commands"][1]["params"][1]["value"], "--since '2 days' -v");
+
+  auto get_only = live->parse_body(
+      {{"Comment", "c"}, {"Commands", {Command("GetFile", {{"Path", "/etc/hosts"}})}}});
+  ASSERT_TRUE(get_only.ok());
+  EXPECT_EQ(get_only->min_role, Role::kViewer);  // the type's own min_role (responder) applies
+  EXPECT_TRUE(get_only->library_files.empty());
+}
+
+TEST(ActionCatalogTest, LiveResponseRefusesWhatCouldEscapeOrMisorder) {
+  const ActionTypeSpec* live = FindActionType("LiveResponse");
+  struct Case {
+    json commands;
+    std::string mentions;
+  };
+  for (const Case& c : {
+           Case{json::array(), "Commands"},
+           Case{{Command("GetFile", {{"Path", "/a"}}), Command("PutFile", {{"FileName", "x"}})},
+                "order"},
+           Case{{Command("PutFile", {{"FileName", "../etc/passwd"}})}, "library file"},
+           Case{{Command("PutFile", {{"FileName", ".hidden"}})}, "library file"},
+           Case{{Command("RunScript", {{"ScriptName", "a.sh"}, {"Args", "x; rm -rf /"}})}, "';'"},
+           Case{{Command("RunScript", {{"ScriptName", "a.sh"}, {"Args", "$(id)"}})}, "'$'"},
+           Case{{Command("RunScript", {{"ScriptName", "a.sh"}, {"Args", "a\nb"}})}, "line breaks"},
+           Case{{Command("RunScript", {{"ScriptName", "a.sh"}, {"Args", "a | b"}})}, "'|'"},
+           Case{{Command("GetFile", {{"Path", "relative/path"}})}, "absolute"},
+           Case{{Command("GetFile", {{"Path", "/a"}, {"Path", "/b"}})}, "repeated"},
+           Case{{Command("Format", {})}, "PutFile, RunScript or GetFile"},
+       }) {
+    auto parsed = live->parse_body({{"Comment", "c"}, {"Commands", c.commands}});
+    ASSERT_FALSE(parsed.ok()) << c.commands.dump();
+    EXPECT_NE(parsed.status().message().find(c.mentions), std::string::npos)
+        << parsed.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace quell::server

@@ -52,7 +52,7 @@ Result<MachineAction> ActionCenter::Create(const NewAction& request) {
       for (const MachineAction& other : open) {
         const ActionTypeSpec* other_spec = FindActionType(other.type);
         if (other_spec != nullptr && other_spec->conflict_group == request.spec->conflict_group) {
-          return FailedPrecondition("Action is already in progress");
+          return FailedPrecondition(kActionInProgress);
         }
       }
     }

@@ -19,6 +19,9 @@
 
 namespace quell::server {
 
+// The message of the conflict Create refuses with (two open actions of one conflict group).
+inline constexpr char kActionInProgress[] = "Action is already in progress";
+
 // Delivers actions to devices; implemented by the agent gateway. Calls must not block on
 // the network: a device that is not connected simply gets its open actions when it
 // connects (ActionCenter::OpenActionsFor).

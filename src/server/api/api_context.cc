@@ -47,6 +47,7 @@ void AddApiRoutes(http::Router& router, ApiContext& api) {
   AddFileRoutes(router, api);
   AddDownloadRoutes(router, api);
   AddActionDownloadRoutes(router, api);
+  AddLibraryRoutes(router, api);
 }
 
 }  // namespace quell::server

@@ -32,6 +32,11 @@ struct ApiContext {
   BlobStore* blobs = nullptr;
   const DownloadLinks* download_links = nullptr;
   UnixMillis download_link_lifetime_ms = 10 * 60 * 1000;  // getPackageUri and the like
+  size_t max_live_response_sessions = 25;  // open LiveResponse actions fleet-wide (Defender's)
+  // The largest live response library file POST /api/libraryfiles accepts (413 beyond).
+  // The upload route's body limit is derived from it when the routes are added: set it
+  // before AddApiRoutes.
+  size_t max_library_file_bytes = 50 << 20;
 };
 
 // The device as the API shows it: the stored record with the newest last-seen time.
@@ -55,6 +60,7 @@ void AddIndicatorRoutes(http::Router& router, ApiContext& api);      // indicato
 void AddFileRoutes(http::Router& router, ApiContext& api);           // files_routes.cc
 void AddDownloadRoutes(http::Router& router, ApiContext& api);       // downloads_routes.cc
 void AddActionDownloadRoutes(http::Router& router, ApiContext& api); // action_downloads_routes.cc
+void AddLibraryRoutes(http::Router& router, ApiContext& api);        // library_routes.cc
 
 // All of the above, plus GET /healthz.
 void AddApiRoutes(http::Router& router, ApiContext& api);

@@ -6,6 +6,7 @@
 #include <array>
 #include <cctype>
 #include <exception>
+#include <limits>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -191,9 +192,31 @@ asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket) {
   for (bool keep_alive = true; keep_alive;) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-    parser.body_limit(options.max_body_bytes);
+    // The body limit depends on the route, known only once the request line is in: read the
+    // header without one (Beast would otherwise refuse a Content-Length over the default
+    // while still parsing the header), then apply the route's limit before the body. Not
+    // boost::none: Boost 1.74 compares a length against an empty limit as "over" it.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    size_t body_limit = options.max_body_bytes;
     transport.expires_after(options.idle_timeout);
-    co_await bhttp::async_read(stream, buffer, parser, token);
+    co_await bhttp::async_read_header(stream, buffer, parser, token);
+    if (!ec) {
+      const auto& header = parser.get();
+      const auto method = header.method_string();
+      const auto target = header.target();
+      body_limit = router.BodyLimit(std::string_view(method.data(), method.size()),
+                                    std::string_view(target.data(), target.size()),
+                                    options.max_body_bytes);
+      // Beast checks Content-Length against the limit only while parsing the header, so a
+      // declared length is checked here; the limit itself still bounds chunked bodies.
+      if (auto length = parser.content_length(); length && *length > body_limit) {
+        ec = bhttp::error::body_limit;
+      } else {
+        parser.body_limit(body_limit);
+        transport.expires_after(options.idle_timeout);
+        co_await bhttp::async_read(stream, buffer, parser, token);
+      }
+    }
     const auto started = Clock::now();
 
     Response response;
@@ -209,8 +232,7 @@ asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket) {
     } else if (ec == bhttp::error::body_limit) {
       keep_alive = false;
       response = Response::Error(413, "PayloadTooLarge",
-                                 fmt::format("request body exceeds {} bytes",
-                                             options.max_body_bytes));
+                                 fmt::format("request body exceeds {} bytes", body_limit));
     } else if (ec == bhttp::error::header_limit) {
       keep_alive = false;
       response = Response::Error(431, "RequestHeaderFieldsTooLarge",

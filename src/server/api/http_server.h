@@ -2,7 +2,7 @@
 //
 // Each connection runs on its own strand; handlers run synchronously on the IO threads, so a
 // slow handler holds one of `threads`. What a client sends never stops the server: malformed
-// HTTP gets 400, an oversize body 413, oversize headers 431 (each then closes the
+// HTTP gets 400, a body over its route's limit 413, oversize headers 431 (each then closes the
 // connection), and a client that stalls longer than `idle_timeout` on any read or write is
 // disconnected. Every response carries Content-Type and Content-Length (except 204/304,
 // which have no body). One debug line per request: method, path, status, duration; headers
@@ -24,7 +24,9 @@ struct ServerOptions {
   std::string address = "127.0.0.1";    // IPv4 or IPv6 literal to bind
   uint16_t port = 0;                    // 0 = pick a free port; see HttpsServer::port()
   std::string cert_pem, key_pem;        // server certificate chain (leaf first) and key (PEM)
-  size_t max_body_bytes = 1 << 20;      // larger -> 413 JSON error, connection closed
+  // Larger -> 413 JSON error, connection closed. A route may declare its own limit
+  // (RouteOptions::max_body_bytes), which then applies instead.
+  size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 << 10;   // larger -> 431 JSON error, connection closed
   int threads = 2;                      // IO threads, also the handler concurrency
   std::chrono::seconds idle_timeout{60};  // per read/write: TLS handshake, request, response

@@ -209,6 +209,71 @@ TEST_F(HttpsServerTest, OversizeBodyIs413AndClosesWhileServerKeepsServing) {
   }
 }
 
+TEST_F(HttpsServerTest, RouteWithItsOwnBodyLimitAcceptsMoreAndOthersKeepTheDefault) {
+  router_.Add("POST", "/api/upload",
+              [](Request& request) {
+                return Response::Json(200, {{"size", request.body.size()}});
+              },
+              {.max_body_bytes = 64 << 10});
+  StartServer({.max_body_bytes = 1024});
+  {
+    // Over the server's default, within the route's own limit.
+    RawClient client = Connect();
+    RawResponse response = client.RoundTrip("POST", "/api/upload", std::string(60 << 10, 'u'));
+    EXPECT_EQ(response.result_int(), 200u) << response.body();
+    EXPECT_EQ(nlohmann::json::parse(response.body())["size"], 60 << 10);
+    // Keep-alive: the next request on the same connection gets the default limit again.
+    EXPECT_EQ(client.RoundTrip("POST", "/api/echo", std::string(2048, 'e')).result_int(), 413u);
+  }
+  {
+    // Over the route's limit: 413 naming that limit.
+    RawClient client = Connect();
+    RawResponse response = client.RoundTrip("POST", "/api/upload", std::string(1 << 20, 'u'));
+    EXPECT_EQ(response.result_int(), 413u);
+    ExpectFramed(response);
+    auto error = nlohmann::json::parse(response.body())["error"];
+    EXPECT_EQ(error["code"], "PayloadTooLarge");
+    EXPECT_EQ(error["message"], "request body exceeds 65536 bytes");
+    EXPECT_FALSE(response.keep_alive());
+  }
+  {
+    // Other routes keep the default, and say so.
+    RawClient client = Connect();
+    RawResponse response = client.RoundTrip("POST", "/api/echo", std::string(2048, 'e'));
+    EXPECT_EQ(response.result_int(), 413u);
+    EXPECT_EQ(nlohmann::json::parse(response.body())["error"]["message"],
+              "request body exceeds 1024 bytes");
+  }
+  {
+    // A chunked body declares no length up front: the route's limit still bounds it.
+    RawClient client = Connect();
+    std::string chunk(32 << 10, 'c');
+    std::string request =
+        "POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 3; ++i) request += "8000\r\n" + chunk + "\r\n";
+    request += "0\r\n\r\n";
+    client.Write(request);
+    RawResponse response;
+    ASSERT_FALSE(client.Read(response));
+    EXPECT_EQ(response.result_int(), 413u);
+    EXPECT_EQ(nlohmann::json::parse(response.body())["error"]["message"],
+              "request body exceeds 65536 bytes");
+  }
+  {
+    RawClient client = Connect();
+    std::string request =
+        "POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string chunk(32 << 10, 'c');
+    request += "8000\r\n" + chunk + "\r\n0\r\n\r\n";
+    client.Write(request);
+    RawResponse response;
+    ASSERT_FALSE(client.Read(response));
+    EXPECT_EQ(response.result_int(), 200u);
+    EXPECT_EQ(nlohmann::json::parse(response.body())["size"], 32 << 10);
+  }
+  ExpectServing();
+}
+
 TEST_F(HttpsServerTest, OversizeHeaderIs431) {
   StartServer({.max_header_bytes = 4096});
   RawClient client = Connect();

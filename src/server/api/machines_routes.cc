@@ -88,6 +88,39 @@ Response PatchMachine(ApiContext& api, Request& request) {
   return MachineResponse(api, id);
 }
 
+// The library files a body names, resolved to what they are now: the device fetches exactly
+// these bytes, even if the library entry is replaced while the action waits.
+Status ResolveLibraryFiles(ApiContext& api, ParsedActionBody& body) {
+  if (body.library_files.empty()) return Status::Ok();
+  nlohmann::json library = nlohmann::json::object();
+  for (const std::string& name : body.library_files) {
+    Result<LibraryFile> file = api.store.GetLibraryFile(name);
+    if (!file.ok()) {
+      return InvalidArgument("library file '" + name +
+                             "' does not exist; upload it with POST /api/libraryfiles");
+    }
+    library[name] = {{"sha256", file->sha256}, {"size", file->size}};
+  }
+  body.agent_parameters["Library"] = std::move(library);
+  return Status::Ok();
+}
+
+// Defender allows 25 live response sessions at once across the fleet; more get 429.
+Status CheckLiveResponseCapacity(ApiContext& api) {
+  size_t open = 0;
+  for (ActionStatus s : {ActionStatus::kPending, ActionStatus::kInProgress}) {
+    QUELL_ASSIGN_OR_RETURN(std::vector<MachineAction> actions,
+                           api.store.ListActions({.status = s, .type = "LiveResponse"}));
+    open += actions.size();
+  }
+  if (open >= api.max_live_response_sessions) {
+    return ResourceExhausted("Too many requests: " + std::to_string(open) +
+                             " live response sessions are open (at most " +
+                             std::to_string(api.max_live_response_sessions) + ")");
+  }
+  return Status::Ok();
+}
+
 // POST /api/machines/{id}/{verb} for every catalog entry.
 Response RequestAction(ApiContext& api, const ActionTypeSpec& spec, Request& request) {
   Result<ApiToken> token = Authorize(api, request, spec.min_role);
@@ -96,12 +129,31 @@ Response RequestAction(ApiContext& api, const ActionTypeSpec& spec, Request& req
   if (!body.ok()) return Response::FromStatus(body.status());
   Result<ParsedActionBody> parsed = spec.parse_body(*body);
   if (!parsed.ok()) return Response::FromStatus(parsed.status());
+  if (token->role < parsed->min_role) {
+    return Response::FromStatus(PermissionDenied(
+        "this " + spec.type + " needs the " + std::string(RoleName(parsed->min_role)) +
+        " role (PutFile and RunScript run code on the device)"));
+  }
+  if (Status resolved = ResolveLibraryFiles(api, *parsed); !resolved.ok()) {
+    return Response::FromStatus(resolved);
+  }
+  if (spec.type == "LiveResponse") {
+    if (Status capacity = CheckLiveResponseCapacity(api); !capacity.ok()) {
+      return Response::Error(429, "TooManyRequests", capacity.message());
+    }
+  }
   Result<MachineAction> action = api.actions.Create({.machine_id = request.path_params.at("id"),
                                                      .spec = &spec,
                                                      .body = *parsed,
                                                      .requestor = token->name,
                                                      .request_source = "PublicApi"});
-  if (!action.ok()) return Response::FromStatus(action.status());
+  if (!action.ok()) {
+    if (action.status().code() == StatusCode::kFailedPrecondition &&
+        action.status().message() == kActionInProgress) {
+      return Response::Error(400, spec.conflict_error_code, action.status().message());
+    }
+    return Response::FromStatus(action.status());
+  }
   return Response::Json(201, MachineActionToJson(*action));
 }
 

@@ -59,6 +59,39 @@ nlohmann::json RelatedFileInfo(const MachineAction& a) {
   return nullptr;
 }
 
+// Defender's commands of a LiveResponse: each command as requested, with the status, times and
+// errors the agent reported (Created until it reports).
+nlohmann::json Commands(const MachineAction& a) {
+  nlohmann::json out = nlohmann::json::array();
+  if (a.type != "LiveResponse") return out;
+  const auto params = nlohmann::json::parse(a.parameters_json, nullptr, false);
+  const auto result = nlohmann::json::parse(a.result_json, nullptr, false);
+  if (!params.is_object() || !params.contains("Commands") || !params["Commands"].is_array()) {
+    return out;
+  }
+  const nlohmann::json* reported =
+      result.is_object() && result.contains("commands") && result["commands"].is_array()
+          ? &result["commands"]
+          : nullptr;
+  const nlohmann::json& requested = params["Commands"];
+  for (size_t i = 0; i < requested.size(); ++i) {
+    nlohmann::json entry = {{"index", i},
+                            {"startTime", nullptr},
+                            {"endTime", nullptr},
+                            {"commandStatus", "Created"},
+                            {"errors", nlohmann::json::array()},
+                            {"command", requested[i]}};
+    if (reported != nullptr && i < reported->size() && (*reported)[i].is_object()) {
+      const nlohmann::json& r = (*reported)[i];
+      for (const char* key : {"startTime", "endTime", "commandStatus", "errors"}) {
+        if (r.contains(key)) entry[key] = r[key];
+      }
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json MachineActionToJson(const MachineAction& a) {
@@ -82,7 +115,7 @@ nlohmann::json MachineActionToJson(const MachineAction& a) {
        a.cancellation_time ? nlohmann::json(FormatIso8601(*a.cancellation_time))
                            : nlohmann::json(nullptr)},
       {"relatedFileInfo", RelatedFileInfo(a)},
-      {"commands", nlohmann::json::array()},
+      {"commands", Commands(a)},
       // Quell extensions.
       {"expirationDateTimeUtc", FormatIso8601(a.expiration_time)},
       {"statusMessage", StringOrNull(a.status_message)},

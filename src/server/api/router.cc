@@ -29,9 +29,10 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-void Router::Add(std::string method, std::string pattern, Handler handler) {
+void Router::Add(std::string method, std::string pattern, Handler handler,
+                 RouteOptions options) {
   if (pattern.empty() || pattern.front() != '/') BadPattern(pattern, "must start with '/'");
-  Route route{std::move(method), pattern, {}, {}, std::move(handler)};
+  Route route{std::move(method), pattern, {}, {}, std::move(handler), options};
   std::string_view rest = std::string_view(pattern).substr(1);
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   for (size_t start = 0; !rest.empty() && start <= rest.size();) {
@@ -83,25 +84,43 @@ bool Router::Match(const Route& route, const std::vector<std::string>& segments,
   return true;
 }
 
+const Router::Route* Router::Find(std::string_view method,
+                                  const std::vector<std::string>& segments,
+                                  std::map<std::string, std::string>& best_params,
+                                  std::set<std::string>* allowed) const {
+  const Route* best = nullptr;
+  for (const Route& route : routes_) {
+    std::map<std::string, std::string> params;
+    if (!Match(route, segments, params)) continue;
+    if (allowed != nullptr) allowed->insert(route.method);
+    if (route.method != method) continue;
+    if (best == nullptr || route.rank > best->rank) {
+      best = &route;
+      best_params = std::move(params);
+    }
+  }
+  return best;
+}
+
+size_t Router::BodyLimit(std::string_view method, std::string_view target,
+                         size_t fallback) const {
+  Result<RequestTarget> parsed = ParseRequestTarget(target);
+  if (!parsed.ok()) return fallback;
+  std::map<std::string, std::string> params;
+  const Route* route = Find(method, parsed->segments, params, nullptr);
+  if (route == nullptr || route->options.max_body_bytes == 0) return fallback;
+  return route->options.max_body_bytes;
+}
+
 Response Router::Dispatch(Request& request) const {
   Result<RequestTarget> target = ParseRequestTarget(request.target);
   if (!target.ok()) return Response::FromStatus(target.status());
   request.path = std::move(target->path);
   request.query = std::move(target->query);
 
-  const Route* best = nullptr;
   std::map<std::string, std::string> best_params;
   std::set<std::string> allowed;
-  for (const Route& route : routes_) {
-    std::map<std::string, std::string> params;
-    if (!Match(route, target->segments, params)) continue;
-    allowed.insert(route.method);
-    if (route.method != request.method) continue;
-    if (best == nullptr || route.rank > best->rank) {
-      best = &route;
-      best_params = std::move(params);
-    }
-  }
+  const Route* best = Find(request.method, target->segments, best_params, &allowed);
   if (best == nullptr && allowed.empty()) {
     return Response::Error(404, "NotFound", "no such resource: " + request.path);
   }

@@ -125,6 +125,24 @@ TEST_F(RouterTest, HandlerExceptionIs500) {
   }
 }
 
+TEST_F(RouterTest, BodyLimitIsTheMatchedRoutesOwnOrTheFallback) {
+  router_.Add("POST", "/api/libraryfiles", Named("upload"), {.max_body_bytes = 5000});
+  router_.Add("POST", "/api/machines/{id}/runliveresponse", Named("run"),
+              {.max_body_bytes = 7000});
+  EXPECT_EQ(router_.BodyLimit("POST", "/api/libraryfiles", 100), 5000u);
+  EXPECT_EQ(router_.BodyLimit("POST", "/api/LibraryFiles/?x=1", 100), 5000u);
+  EXPECT_EQ(router_.BodyLimit("POST", "/api/machines/m1/runliveresponse", 100), 7000u);
+  // Routes without their own limit, other methods, unknown paths and malformed targets get
+  // the fallback.
+  EXPECT_EQ(router_.BodyLimit("POST", "/api/machines/m1/isolate", 100), 100u);
+  EXPECT_EQ(router_.BodyLimit("GET", "/api/libraryfiles", 100), 100u);
+  EXPECT_EQ(router_.BodyLimit("POST", "/api/nothing", 100), 100u);
+  EXPECT_EQ(router_.BodyLimit("POST", "/api/libraryfiles%zz", 100), 100u);
+  EXPECT_EQ(router_.BodyLimit("POST", "*", 100), 100u);
+  // The limit does not change what Dispatch runs.
+  EXPECT_EQ(Body(Call(router_, "POST", "/api/libraryfiles"))["route"], "upload");
+}
+
 TEST(RouterDeathTest, MalformedPatternAborts) {
   Router router;
   EXPECT_DEATH(router.Add("GET", "/api/{", Named("x")), "invalid route pattern");

@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0LL, 30LL * 24 * 3600));
   serve->add_option("--max-body-bytes", options.max_body_bytes, "Largest REST request body")
       ->capture_default_str();
+  serve->add_option("--max-library-file-bytes", options.max_library_file_bytes,
+                    "Largest live response library file (POST /api/libraryfiles)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{4} << 30));
   serve->add_option("--download-link-lifetime-seconds", options.download_link_lifetime_seconds,
                     "How long a download link (getPackageUri, live response results) works")
       ->capture_default_str()

@@ -141,6 +141,7 @@ Status Server::Start() {
   parts->api->blobs = parts->blobs.get();
   parts->api->download_links = &*parts->download_links;
   parts->api->download_link_lifetime_ms = options_.download_link_lifetime_seconds * 1000;
+  parts->api->max_library_file_bytes = options_.max_library_file_bytes;  // before the routes
   AddApiRoutes(parts->router, *parts->api);
   parts->https = std::make_unique<http::HttpsServer>(
       http::ServerOptions{.address = api_addr.first,

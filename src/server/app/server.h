@@ -23,6 +23,7 @@ struct ServerOptions {
   uint32_t heartbeat_interval_seconds = 30;        // agents heartbeat this often
   int64_t alert_dedup_window_seconds = 3600;       // repeated detections update one alert
   size_t max_body_bytes = 1 << 20;                 // larger REST bodies get 413
+  size_t max_library_file_bytes = 50 << 20;        // larger live response library files: 413
   int64_t download_link_lifetime_seconds = 600;    // links from getPackageUri and the like
   int api_threads = 2;
 };

@@ -1,7 +1,17 @@
 #include "server/gateway/artifact_transfer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
 #include "common/logging.h"
+#include "common/unique_fd.h"
 #include "server/blobs/blob_names.h"
+#include "server/blobs/blob_store.h"
 #include "server/gateway/device_identity.h"
 
 namespace quell::server {
@@ -66,6 +76,82 @@ class UploadReactor final : public grpc::ServerReadReactor<quell::v1::UploadChun
   std::string upload_id_;  // set by the first chunk
   quell::v1::ArtifactRef ref_;
   quell::v1::UploadChunk chunk_;
+};
+
+// One server stream: the library file read with pread, one chunk in flight at a time.
+class FetchReactor final : public grpc::ServerWriteReactor<quell::v1::FileChunk> {
+ public:
+  FetchReactor(ArtifactTransferService& service, grpc::CallbackServerContext* context,
+               const quell::v1::FetchLibraryFileRequest& request) {
+    Status opened = Open(service, *context, request);
+    if (!opened.ok()) {
+      Finish(ToGrpcStatus(opened));
+      return;
+    }
+    offset_ = request.offset();
+    SendNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish({grpc::StatusCode::CANCELLED, "the device went away"});
+      return;
+    }
+    SendNext();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  Status Open(ArtifactTransferService& service, grpc::CallbackServerContext& context,
+              const quell::v1::FetchLibraryFileRequest& request) {
+    if (request.protocol_version() != quell::v1::PROTOCOL_VERSION_1) {
+      return FailedPrecondition("unsupported protocol version; this server speaks 1");
+    }
+    QUELL_ASSIGN_OR_RETURN(std::string device_id, AuthenticateDevice(context, service.store()));
+    QUELL_ASSIGN_OR_RETURN(sha256_, service.AuthorizeLibraryFetch(device_id, request.action_id(),
+                                                                  request.name()));
+    QUELL_ASSIGN_OR_RETURN(std::string path, service.blobs().PathOf(sha256_));
+    fd_.Reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st{};
+    if (!fd_ || ::fstat(fd_.get(), &st) != 0) {
+      return NotFound("library file " + request.name() + " is no longer stored");
+    }
+    size_ = static_cast<uint64_t>(st.st_size);
+    if (request.offset() > size_) {
+      return InvalidArgument("offset " + std::to_string(request.offset()) + " is past the end (" +
+                        std::to_string(size_) + " bytes)");
+    }
+    return Status::Ok();
+  }
+
+  void SendNext() {
+    if (offset_ >= size_ && sent_any_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    std::string data(std::min<uint64_t>(kMaxUploadChunkBytes, size_ - offset_), '\0');
+    ssize_t n = data.empty() ? 0 : ::pread(fd_.get(), data.data(), data.size(),
+                                           static_cast<off_t>(offset_));
+    if (n < 0 || static_cast<size_t>(n) != data.size()) {
+      Finish({grpc::StatusCode::INTERNAL, "cannot read the library file"});
+      return;
+    }
+    chunk_.set_offset(offset_);
+    chunk_.set_data(std::move(data));
+    chunk_.set_size(size_);
+    chunk_.set_sha256(sha256_);
+    offset_ += static_cast<uint64_t>(n);
+    sent_any_ = true;
+    StartWrite(&chunk_);
+  }
+
+  UniqueFd fd_;
+  std::string sha256_;
+  uint64_t size_ = 0;
+  uint64_t offset_ = 0;
+  bool sent_any_ = false;  // an empty file still gets one (empty) chunk with its digest
+  quell::v1::FileChunk chunk_;
 };
 
 }  // namespace
@@ -151,6 +237,34 @@ grpc::ServerUnaryReactor* ArtifactTransferService::UploadStatus(
 grpc::ServerReadReactor<quell::v1::UploadChunk>* ArtifactTransferService::Upload(
     grpc::CallbackServerContext* context, quell::v1::UploadReply* reply) {
   return new UploadReactor(*this, context, reply);
+}
+
+Result<std::string> ArtifactTransferService::AuthorizeLibraryFetch(const std::string& device_id,
+                                                                   const std::string& action_id,
+                                                                   const std::string& name) {
+  Result<MachineAction> action = store_.GetAction(action_id);
+  if (!action.ok() || action->machine_id != device_id || action->type != "LiveResponse") {
+    return PermissionDenied("action " + action_id + " is not a live response of this device");
+  }
+  if (action->status != ActionStatus::kPending && action->status != ActionStatus::kInProgress) {
+    return PermissionDenied("action " + action_id + " is no longer running");
+  }
+  const nlohmann::json parameters = nlohmann::json::parse(action->parameters_json, nullptr, false);
+  const nlohmann::json* entry = nullptr;
+  if (parameters.is_object() && parameters.contains("Library") &&
+      parameters["Library"].is_object() && parameters["Library"].contains(name)) {
+    entry = &parameters["Library"][name];
+  }
+  if (entry == nullptr || !entry->is_object() || !entry->contains("sha256") ||
+      !(*entry)["sha256"].is_string() || !IsSha256Hex((*entry)["sha256"].get<std::string>())) {
+    return PermissionDenied("action " + action_id + " names no library file '" + name + "'");
+  }
+  return (*entry)["sha256"].get<std::string>();
+}
+
+grpc::ServerWriteReactor<quell::v1::FileChunk>* ArtifactTransferService::FetchLibraryFile(
+    grpc::CallbackServerContext* context, const quell::v1::FetchLibraryFileRequest* request) {
+  return new FetchReactor(*this, context, *request);
 }
 
 }  // namespace quell::server

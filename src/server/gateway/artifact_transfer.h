@@ -1,6 +1,7 @@
 // The ArtifactTransfer service (proto/quell/v1/transfer.proto): devices upload the files that
 // belong to their own running actions, resumably, into the BlobStore; each finished upload is
 // recorded as an ActionArtifact, the handle getPackageUri and the live response results use.
+// And devices fetch the library files their running live response names.
 //
 // Rules: the caller is a current device certificate (AuthenticateDevice); the action must be
 // the caller's and still Pending or InProgress; names are 1-64 characters of [A-Za-z0-9._-];
@@ -29,6 +30,15 @@ class ArtifactTransferService final : public quell::v1::ArtifactTransfer::Callba
                                          quell::v1::UploadStatusReply* reply) override;
   grpc::ServerReadReactor<quell::v1::UploadChunk>* Upload(grpc::CallbackServerContext* context,
                                                           quell::v1::UploadReply* reply) override;
+  grpc::ServerWriteReactor<quell::v1::FileChunk>* FetchLibraryFile(
+      grpc::CallbackServerContext* context,
+      const quell::v1::FetchLibraryFileRequest* request) override;
+
+  // The library file a device may fetch for its running LiveResponse action: the blob's
+  // digest recorded in the action's parameters ("Library": {name: {"sha256"}}).
+  Result<std::string> AuthorizeLibraryFetch(const std::string& device_id,
+                                            const std::string& action_id, const std::string& name);
+  BlobStore& blobs() { return blobs_; }
 
   // The checks both calls start with: the upload id of an artifact the device may upload.
   Result<std::string> Authorize(const std::string& device_id, const quell::v1::ArtifactRef& ref);

@@ -180,5 +180,58 @@ TEST_F(ArtifactTransferTest, OnlyTheDevicesOwnRunningActionReceivesArtifacts) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
+
+// A running LiveResponse of `device_id` that names library file "tool.sh" with `content`.
+std::string LiveResponseNaming(Store& store, BlobStore& blobs, const std::string& device_id,
+                               const std::string& content) {
+  BlobInfo blob = *blobs.Put(content);
+  MachineAction a{.id = "live-" + device_id, .type = "LiveResponse", .requestor = "admin",
+                  .status = ActionStatus::kInProgress, .machine_id = device_id};
+  a.parameters_json = nlohmann::json{{"Commands", nlohmann::json::array()},
+                                     {"Library", {{"tool.sh", {{"sha256", blob.sha256},
+                                                               {"size", blob.size}}}}}}
+                          .dump();
+  EXPECT_TRUE(store.InsertAction(a, nullptr).ok());
+  return a.id;
+}
+
+TEST_F(ArtifactTransferTest, ADeviceFetchesTheLibraryFilesItsLiveResponseNamesFromAnyOffset) {
+  std::string content;
+  for (int i = 0; content.size() < 2'500'000; ++i) content += std::to_string(i) + "\n";
+  const std::string live = LiveResponseNaming(*store_, *blobs_, agent_.device_id, content);
+  auto fetch = [&](const std::string& action, const std::string& name, uint64_t offset,
+                   std::string* got) {
+    quell::v1::FetchLibraryFileRequest request;
+    request.set_protocol_version(quell::v1::PROTOCOL_VERSION_1);
+    request.set_action_id(action);
+    request.set_name(name);
+    request.set_offset(offset);
+    grpc::ClientContext context;
+    auto reader = stub_->FetchLibraryFile(&context, request);
+    quell::v1::FileChunk chunk;
+    while (reader->Read(&chunk)) {
+      EXPECT_LE(chunk.data().size(), 1u << 20);
+      EXPECT_EQ(chunk.sha256(), Sha256Hex(content));
+      *got += chunk.data();
+    }
+    return reader->Finish();
+  };
+  std::string whole;
+  ASSERT_TRUE(fetch(live, "tool.sh", 0, &whole).ok());
+  EXPECT_EQ(whole, content);
+  std::string rest;
+  ASSERT_TRUE(fetch(live, "tool.sh", 1'000'000, &rest).ok());
+  EXPECT_EQ(rest, content.substr(1'000'000));
+
+  std::string ignored;
+  EXPECT_EQ(fetch(live, "other.sh", 0, &ignored).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(fetch(action_, "tool.sh", 0, &ignored).error_code(),  // not a live response
+            grpc::StatusCode::PERMISSION_DENIED);
+  const std::string theirs = LiveResponseNaming(*store_, *blobs_, other_.device_id, content);
+  EXPECT_EQ(fetch(theirs, "tool.sh", 0, &ignored).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(fetch(live, "tool.sh", content.size() + 1, &ignored).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 }  // namespace
 }  // namespace quell::server

@@ -121,6 +121,26 @@ struct ActionArtifact {
   friend bool operator==(const ActionArtifact&, const ActionArtifact&) = default;
 };
 
+// ---- library ---------------------------------------------------------------------------
+
+// A file of the live response library (scripts and tools PutFile/RunScript send to devices),
+// stored as a blob (server/blobs) under its SHA-256. Callers validate the name
+// ([A-Za-z0-9._-], see server/api/library_routes.cc); the store takes it as given.
+struct LibraryFile {
+  std::string name;     // unique; the key
+  std::string sha256;   // the blob, lowercase hex
+  uint64_t size = 0;
+  std::string description;
+  bool has_parameters = false;
+  std::string parameters_description;
+  std::string created_by;
+  UnixMillis creation_time = 0;
+  std::string last_updated_by;
+  UnixMillis last_updated_time = 0;
+
+  friend bool operator==(const LibraryFile&, const LibraryFile&) = default;
+};
+
 // ---- audit -----------------------------------------------------------------------------
 
 struct AuditEntry {
@@ -342,6 +362,18 @@ class Store {
   // Ordered by name.
   virtual Result<std::vector<ActionArtifact>> ListActionArtifacts(
       const std::string& action_id) = 0;
+
+  // Live response library. Put inserts the file or replaces every field of the one with the
+  // same name (callers that keep created_by/creation_time copy them from the old row).
+  // `audit`, when not null, is appended in the same transaction.
+  virtual Status PutLibraryFile(const LibraryFile& file, const AuditEntry* audit) = 0;
+  Status PutLibraryFile(const LibraryFile& file) { return PutLibraryFile(file, nullptr); }
+  virtual Result<LibraryFile> GetLibraryFile(const std::string& name) = 0;  // NotFound if absent
+  virtual Result<std::vector<LibraryFile>> ListLibraryFiles() = 0;          // ordered by name
+  // NotFound, writing nothing (not even `audit`), if absent. The blob is not touched: a
+  // running action may still name it by its hash.
+  virtual Status DeleteLibraryFile(const std::string& name, const AuditEntry* audit) = 0;
+  Status DeleteLibraryFile(const std::string& name) { return DeleteLibraryFile(name, nullptr); }
 
   // Audit log, append-only.
   virtual Status AppendAudit(const AuditEntry& entry) = 0;

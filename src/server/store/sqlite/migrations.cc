@@ -205,6 +205,21 @@ CREATE TABLE action_artifacts (
   PRIMARY KEY (action_id, name)
 ) STRICT;
 )sql"},
+    // The live response library (issue 5): scripts and tools, kept as blobs.
+    {6, R"sql(
+CREATE TABLE library_files (
+  name                   TEXT PRIMARY KEY,
+  sha256                 TEXT NOT NULL,
+  size                   INTEGER NOT NULL,
+  description            TEXT NOT NULL,
+  has_parameters         INTEGER NOT NULL,
+  parameters_description TEXT NOT NULL,
+  created_by             TEXT NOT NULL,
+  creation_time          INTEGER NOT NULL,
+  last_updated_by        TEXT NOT NULL,
+  last_updated_time      INTEGER NOT NULL
+) STRICT;
+)sql"},
 };
 
 Result<int64_t> NewestApplied(Db& db) {

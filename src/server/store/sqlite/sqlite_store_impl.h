@@ -1,7 +1,7 @@
 // Internal to the SQLite store: the SqliteStore class and the helpers its files share. The
 // methods are defined one resource per file (sqlite_store.cc: devices, tokens, audit and
 // opening; sqlite_actions.cc, sqlite_artifacts.cc, sqlite_alerts.cc, sqlite_file_sightings.cc,
-// sqlite_indicators.cc). Callers outside the store use sqlite_store.h only.
+// sqlite_indicators.cc, sqlite_library.cc). Callers outside the store use sqlite_store.h only.
 #pragma once
 
 #include <algorithm>
@@ -135,6 +135,12 @@ class SqliteStore final : public Store {
   Result<ActionArtifact> GetActionArtifact(const std::string& action_id,
                                            const std::string& name) override;
   Result<std::vector<ActionArtifact>> ListActionArtifacts(const std::string& action_id) override;
+
+  // Live response library: sqlite_library.cc.
+  Status PutLibraryFile(const LibraryFile& file, const AuditEntry* audit) override;
+  Result<LibraryFile> GetLibraryFile(const std::string& name) override;
+  Result<std::vector<LibraryFile>> ListLibraryFiles() override;
+  Status DeleteLibraryFile(const std::string& name, const AuditEntry* audit) override;
 
   // Alerts and detections: sqlite_alerts.cc.
   Result<Alert> GetAlert(const std::string& id) override;
