@@ -34,6 +34,7 @@ test-e2e: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L e2e
 
 bench: build
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target benchmarks
 	@BUILD_DIR=$(BUILD_DIR) bench/run.sh
 
 # libFuzzer + ASan/UBSan builds of every target in fuzz/ (needs clang), each run for

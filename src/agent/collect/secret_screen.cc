@@ -110,13 +110,10 @@ std::string SecretRedactor::ScreenLine(std::string_view line) {
     putty_ = true;
     return Marker("a private key", line);
   }
-  if (IsKeyBegin(line)) {  // a key header (or all of a key) inside other text: that line only
+  // A key header or marker inside other text, or a password hash: that line only.
+  if (std::optional<std::string> secret = FindSecret(line)) {
     ++removed_;
-    return Marker("a line holding a private key", line);
-  }
-  if (HasPasswordHash(line)) {
-    ++removed_;
-    return Marker("a line holding a password hash", line);
+    return Marker("a line holding " + *secret, line);
   }
   return std::string(line);
 }
