@@ -1,5 +1,7 @@
 #include "agent/actions/collect_investigation_package.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "agent/collect/package_summary.h"
@@ -32,6 +34,13 @@ class WorkFilesGuard {
  private:
   std::vector<std::string> paths_;
 };
+
+// The configured name, else the host name (read when a package is made, not at agent start).
+std::string ComputerName(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  char host[256] = {};
+  return ::gethostname(host, sizeof host - 1) == 0 ? host : "";
+}
 
 }  // namespace
 
@@ -88,7 +97,7 @@ Result<nlohmann::json> CollectInvestigationPackageAction::Run(ActionContext& ctx
                                                          clock_));
   // Progress: collecting 0-60 %, zipping 60-70 %, uploading 70-99 %.
   collect::PackageInfo info{.action_id = ctx.action_id,
-                            .computer_name = options_.computer_name,
+                            .computer_name = ComputerName(options_.computer_name),
                             .started = started};
   for (size_t i = 0; i < collectors_.size(); ++i) {
     const collect::Collector& c = collectors_[i];
@@ -108,7 +117,8 @@ Result<nlohmann::json> CollectInvestigationPackageAction::Run(ActionContext& ctx
   }
   if (ctx.stop.stop_requested()) return Cancelled("investigation package collection cancelled");
   info.finished = clock_.Now();
-  QUELL_RETURN_IF_ERROR(collect::WriteSummary(info, *staging).WithContext("summary report"));
+  const nlohmann::json summary = collect::SummaryJson(info, *staging);
+  QUELL_RETURN_IF_ERROR(collect::WriteSummary(summary, *staging).WithContext("summary report"));
 
   ctx.report_progress(60, "compressing " + std::to_string(staging->total_bytes() >> 10) + " KiB");
   {
@@ -130,7 +140,6 @@ Result<nlohmann::json> CollectInvestigationPackageAction::Run(ActionContext& ctx
                                       std::to_string(total >> 10) + " KiB");
             }));
 
-  nlohmann::json summary = collect::SummaryJson(info, *staging);
   nlohmann::json topics = nlohmann::json::array();
   for (const auto& t : summary["topics"]) {
     topics.push_back({{"name", t["name"]},

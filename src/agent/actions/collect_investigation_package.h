@@ -26,7 +26,7 @@ inline constexpr char kInvestigationPackageArtifact[] = "investigation-package.z
 
 struct CollectPackageOptions {
   std::string work_dir;  // where packages are staged; e.g. <state_dir>/collect
-  std::string computer_name;
+  std::string computer_name;  // empty: the host name
   collect::CollectLimits limits;
   collect::CollectSources sources;
 };

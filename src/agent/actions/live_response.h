@@ -1,5 +1,5 @@
 // LiveResponse (API form): runs a short list of commands on the device, in order, and reports
-// each one's status (docs: /work/notes/live_response.md, "LiveResponse action").
+// each one's status (docs/api.md, "Live response").
 //
 //   PutFile   FileName        library file -> <work_dir>/files/<FileName> (0600), replacing it
 //   RunScript ScriptName Args library script -> <work_dir>/scripts/<name> (0700), run from

@@ -205,7 +205,7 @@ Status Agent::OpenState() {
   }
   parts_->collect = CollectPackageOptions{
       .work_dir = config_.state_dir + "/collect",
-      .computer_name = CollectInventory(config_.computer_name).hostname(),
+      .computer_name = config_.computer_name,
       .limits = {.max_artifact_bytes = config_.collect.max_artifact_bytes,
                  .max_total_bytes = config_.collect.max_total_bytes,
                  .time_limit = std::chrono::seconds(config_.collect.time_limit_seconds),

@@ -140,8 +140,7 @@ std::string SummaryHtml(const nlohmann::json& s) {
   return h;
 }
 
-Status WriteSummary(const PackageInfo& info, const PackageStaging& staging) {
-  nlohmann::json summary = SummaryJson(info, staging);
+Status WriteSummary(const nlohmann::json& summary, const PackageStaging& staging) {
   QUELL_RETURN_IF_ERROR(WriteFileAtomic(staging.dir() + "/" + kSummaryJsonName,
                                         summary.dump(2, ' ', false,
                                                      nlohmann::json::error_handler_t::replace) +

@@ -28,8 +28,8 @@ nlohmann::json SummaryJson(const PackageInfo& info, const PackageStaging& stagin
 // The page for `summary` (SummaryJson's output); every value is HTML-escaped.
 std::string SummaryHtml(const nlohmann::json& summary);
 
-// Writes both files into the staging directory's root (outside the size cap: a package always
-// says what it holds).
-Status WriteSummary(const PackageInfo& info, const PackageStaging& staging);
+// Writes `summary` (SummaryJson's output) as both files into the staging directory's root
+// (outside the size cap: a package always says what it holds).
+Status WriteSummary(const nlohmann::json& summary, const PackageStaging& staging);
 
 }  // namespace quell::agent::collect

@@ -24,7 +24,7 @@ TEST(PackageSummaryTest, SaysPerTopicWhatWasCollectedAndWhatFailedAndWhy) {
   s.RecordFailure("Logins", "/var/log/wtmp", "No such file or directory");
   PackageInfo info{.action_id = "a1", .computer_name = "web-1", .started = clock.Now(),
                    .finished = clock.Now() + 1500, .topics = {"Processes", "Logins", "Services"}};
-  ASSERT_TRUE(WriteSummary(info, s).ok());
+  ASSERT_TRUE(WriteSummary(SummaryJson(info, s), s).ok());
 
   auto json = nlohmann::json::parse(*ReadFile((dir / kSummaryJsonName).string()));
   EXPECT_EQ(json["computerDnsName"], "web-1");

@@ -1,5 +1,5 @@
 // The one behavioural suite for Store, written against the interface only. Every
-// implementation runs it: add a StoreFactory to the INSTANTIATE_TEST_SUITE_P at the bottom.
+// implementation runs it: add its StoreFactory to AllStores() in store_factory_testing.h.
 
 #include <gtest/gtest.h>
 
@@ -9,19 +9,14 @@
 #include <thread>
 
 #include "common/testing/temp_dir.h"
-#include "server/store/sqlite/sqlite_store.h"
+#include "server/store/store_factory_testing.h"
 #include "server/store/store.h"
 
 namespace quell::server {
 namespace {
 
 // Opens a fresh, empty store. `dir` is a private scratch directory for files it needs.
-struct StoreFactory {
-  std::string name;
-  std::function<Result<std::unique_ptr<Store>>(const std::string& dir)> open;
-};
-
-void PrintTo(const StoreFactory& factory, std::ostream* os) { *os << factory.name; }
+using testing::StoreFactory;
 
 constexpr UnixMillis kT0 = 1'700'000'000'000;
 
@@ -621,9 +616,7 @@ TEST_P(StoreConformanceTest, FileSightingsUpsertPerDeviceHashAndPathAndFindByAny
 
 INSTANTIATE_TEST_SUITE_P(
     Stores, StoreConformanceTest,
-    ::testing::Values(StoreFactory{
-        "Sqlite", [](const std::string& dir) { return OpenSqliteStore(dir + "/quell.db"); }}),
-    [](const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; });
+    testing::AllStores(), testing::StoreName);
 
 }  // namespace
 }  // namespace quell::server

@@ -8,18 +8,13 @@
 #include <functional>
 
 #include "common/testing/temp_dir.h"
-#include "server/store/sqlite/sqlite_store.h"
+#include "server/store/store_factory_testing.h"
 #include "server/store/store.h"
 
 namespace quell::server {
 namespace {
 
-struct IndicatorStoreFactory {
-  std::string name;
-  std::function<Result<std::unique_ptr<Store>>(const std::string& dir)> open;
-};
-
-void PrintTo(const IndicatorStoreFactory& factory, std::ostream* os) { *os << factory.name; }
+using testing::StoreFactory;
 
 constexpr UnixMillis kT0 = 1'700'000'000'000;
 
@@ -52,7 +47,7 @@ Device MakeDevice(const std::string& id) {
           .first_seen = kT0, .last_seen = kT0};
 }
 
-class StoreIndicatorsTest : public ::testing::TestWithParam<IndicatorStoreFactory> {
+class StoreIndicatorsTest : public ::testing::TestWithParam<StoreFactory> {
  protected:
   void SetUp() override {
     auto store = GetParam().open(dir_);
@@ -258,9 +253,7 @@ TEST_P(StoreIndicatorsTest, BatchesDoNotSlowDownAsTheTableGrows) {
 
 INSTANTIATE_TEST_SUITE_P(
     Stores, StoreIndicatorsTest,
-    ::testing::Values(IndicatorStoreFactory{
-        "Sqlite", [](const std::string& dir) { return OpenSqliteStore(dir + "/quell.db"); }}),
-    [](const ::testing::TestParamInfo<IndicatorStoreFactory>& info) { return info.param.name; });
+    testing::AllStores(), testing::StoreName);
 
 }  // namespace
 }  // namespace quell::server

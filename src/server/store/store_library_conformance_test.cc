@@ -7,19 +7,13 @@
 #include <functional>
 
 #include "common/testing/temp_dir.h"
-#include "server/store/sqlite/sqlite_store.h"
+#include "server/store/store_factory_testing.h"
 #include "server/store/store.h"
 
 namespace quell::server {
 namespace {
 
-struct LibraryStoreFactory {
-  std::string name;
-  // Opens the store kept in `dir`: a fresh one the first time, the same data after.
-  std::function<Result<std::unique_ptr<Store>>(const std::string& dir)> open;
-};
-
-void PrintTo(const LibraryStoreFactory& factory, std::ostream* os) { *os << factory.name; }
+using testing::StoreFactory;
 
 constexpr UnixMillis kT0 = 1'700'000'000'000;
 
@@ -42,7 +36,7 @@ std::vector<std::string> Names(const std::vector<LibraryFile>& files) {
   return names;
 }
 
-class StoreLibraryTest : public ::testing::TestWithParam<LibraryStoreFactory> {
+class StoreLibraryTest : public ::testing::TestWithParam<StoreFactory> {
  protected:
   void SetUp() override {
     Open();
@@ -157,9 +151,7 @@ TEST_P(StoreLibraryTest, FilesSurviveReopening) {
 
 INSTANTIATE_TEST_SUITE_P(
     Stores, StoreLibraryTest,
-    ::testing::Values(LibraryStoreFactory{
-        "Sqlite", [](const std::string& dir) { return OpenSqliteStore(dir + "/quell.db"); }}),
-    [](const ::testing::TestParamInfo<LibraryStoreFactory>& info) { return info.param.name; });
+    testing::AllStores(), testing::StoreName);
 
 }  // namespace
 }  // namespace quell::server
