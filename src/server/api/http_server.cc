@@ -5,8 +5,13 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <deque>
 #include <exception>
+#include <iterator>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -24,6 +29,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 // GCC 12 misreads Asio's custom coroutine frame allocator as a new/delete mismatch
 // (GCC bug 100485); the frames are allocated and freed by the same awaitable_frame_base.
@@ -39,6 +46,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
@@ -47,6 +55,15 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 // most this long, so that a client still sending an oversize body receives the 413 instead
 // of a connection reset.
 constexpr std::chrono::seconds kLingerTimeout{5};
+
+// WebSocket timeouts, independent of ServerOptions::idle_timeout (a live session may be quiet
+// for minutes): the opening and closing handshakes must finish within kWebSocketHandshake;
+// a peer silent for kWebSocketIdle/2 is pinged and dropped when nothing at all (not even the
+// pong) arrives within kWebSocketIdle.
+constexpr std::chrono::seconds kWebSocketHandshake{30};
+constexpr std::chrono::seconds kWebSocketIdle{60};
+// RFC 6455 5.5: a control frame payload is at most 125 bytes, 2 of them the close code.
+constexpr size_t kMaxCloseReason = 123;
 
 Status LoadCertificate(asio::ssl::context& tls, const ServerOptions& options) {
   boost::system::error_code ec;
@@ -72,7 +89,8 @@ bool IsMalformedRequest(const boost::system::error_code& ec) {
          ec != bhttp::error::short_read;
 }
 
-Request ToRequest(bhttp::request<bhttp::string_body>&& message, const std::string& remote) {
+// Copies the request line and headers; the body is left to the caller.
+Request ToRequest(const bhttp::request<bhttp::string_body>& message, const std::string& remote) {
   Request request;
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
@@ -83,7 +101,6 @@ Request ToRequest(bhttp::request<bhttp::string_body>&& message, const std::strin
     auto [it, inserted] = request.headers.emplace(std::move(name), std::string(field.value()));
     if (!inserted) it->second.append(", ").append(field.value().data(), field.value().size());
   }
-  request.body = std::move(message.body());
   request.remote_address = remote;
   return request;
 }
@@ -125,6 +142,227 @@ bhttp::response<bhttp::string_body> ToMessage(Response response, unsigned versio
   return message;
 }
 
+// `text` cut to at most `max` bytes without splitting a UTF-8 sequence (a close reason must
+// be valid UTF-8 or the peer fails the connection).
+std::string TruncateUtf8(std::string text, size_t max) {
+  if (text.size() <= max) return text;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  text.resize(cut);
+  return text;
+}
+
+// The UpgradeHandler's answer; an exception becomes a 500 refusal.
+UpgradeDecision DecideUpgrade(const WebSocketRoute& route, Request& request,
+                              spdlog::logger& log) {
+  try {
+    return route.handler(request);
+  } catch (const std::exception& e) {
+    log.error("upgrade handler for {} threw: {}", route.pattern, e.what());
+  } catch (...) {
+    log.error("upgrade handler for {} threw a non-std exception", route.pattern);
+  }
+  return {nullptr, Response::Error(500, "Internal", "internal error")};
+}
+
+class WebSocketSession;
+
+// What the application holds (WebSocketConnection). It never owns the session: once the
+// session has ended (Detach) every call is a no-op, so the handler may keep it past the
+// connection and past the server. The mutex orders calls against Detach, which happens before
+// the io_context goes away, so a post never targets a destroyed io_context.
+class WebSocketPeer final : public WebSocketConnection {
+ public:
+  explicit WebSocketPeer(std::weak_ptr<WebSocketSession> session)
+      : session_(std::move(session)) {}
+
+  void SendText(std::string text) override;
+  void Close(std::string reason) override;
+
+  // Ends the peer: later calls do nothing. Called by the session when it ends.
+  void Detach() {
+    std::lock_guard lock(mutex_);
+    session_.reset();
+    closing_ = true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::weak_ptr<WebSocketSession> session_;
+  bool closing_ = false;  // Close() was called or the session ended: SendText drops
+};
+
+// One open WebSocket. Everything but Finish() from Stop() runs on the connection's strand:
+// the read loop (Run), the writes, the handler's callbacks.
+class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
+ public:
+  WebSocketSession(TlsStream stream, std::shared_ptr<WebSocketHandler> handler,
+                   const WebSocketOptions& options, std::string path, std::string remote,
+                   std::shared_ptr<spdlog::logger> log)
+      : ws_(std::move(stream)),
+        handler_(std::move(handler)),
+        options_(options),
+        path_(std::move(path)),
+        remote_(std::move(remote)),
+        log_(std::move(log)) {}
+
+  // Completes the handshake for `upgrade`, then reads messages until the connection ends.
+  // Ends with Finish().
+  asio::awaitable<void> Run(bhttp::request<bhttp::string_body> upgrade) {
+    auto self = shared_from_this();
+    peer_ = std::make_shared<WebSocketPeer>(weak_from_this());
+    boost::system::error_code ec;
+    auto token = asio::redirect_error(asio::use_awaitable, ec);
+    // The websocket stream runs its own timers; the HTTP per-operation deadline would cut a
+    // quiet but healthy connection.
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout timeout;
+    timeout.handshake_timeout = kWebSocketHandshake;
+    timeout.idle_timeout = kWebSocketIdle;
+    timeout.keep_alive_pings = true;
+    ws_.set_option(timeout);
+    ws_.read_message_max(options_.max_message_bytes);
+    co_await ws_.async_accept(upgrade, token);
+    if (ec) {
+      log_->debug("websocket {} handshake with {} failed: {}", path_, remote_, ec.message());
+      Finish();
+      co_return;
+    }
+    opened_ = Clock::now();
+    log_->debug("websocket {} opened remote={}", path_, remote_);
+    Callback("OnOpen", [&] { handler_->OnOpen(peer_); });
+
+    beast::flat_buffer buffer;
+    while (!finished_) {
+      co_await ws_.async_read(buffer, token);
+      if (ec) break;
+      if (!ws_.got_text()) {
+        // Keep reading: the loop ends when the close handshake completes.
+        RequestClose(websocket::close_code::unknown_data, "binary messages are not supported");
+      } else if (!close_) {
+        std::string text = beast::buffers_to_string(buffer.data());
+        Callback("OnText", [&] { handler_->OnText(text); });
+      }
+      buffer.consume(buffer.size());
+    }
+    const auto lasted = Clock::now() - opened_;
+    log_->debug("websocket {} closed after {}ms remote={}: {}", path_,
+                std::chrono::duration_cast<std::chrono::milliseconds>(lasted).count(), remote_,
+                ec == websocket::error::closed ? "closed" : ec.message());
+    Finish();
+  }
+
+  // Ends the session for the application: detaches the peer, calls OnClose, drops queued
+  // frames. Idempotent. On the strand, or from Stop() once no IO thread runs.
+  void Finish() {
+    if (finished_) return;
+    finished_ = true;
+    if (peer_ != nullptr) peer_->Detach();
+    // A frame being written stays until its write completes (Beast holds its buffer).
+    if (queue_.size() > 1 || !writing_) {
+      queue_.erase(writing_ ? std::next(queue_.begin()) : queue_.begin(), queue_.end());
+    }
+    Callback("OnClose", [&] { handler_->OnClose(); });
+    handler_.reset();  // the application's state goes now, not when the last write completes
+  }
+
+  asio::any_io_executor executor() { return ws_.get_executor(); }
+
+  // On the strand: queue one text frame.
+  void Send(std::string text) {
+    if (finished_ || close_) return;
+    queue_.push_back(std::move(text));
+    WriteNext();
+  }
+
+  // On the strand: send what is queued, then a close frame with `code` and `reason`.
+  void RequestClose(websocket::close_code code, std::string reason) {
+    if (finished_ || close_) return;
+    close_ = websocket::close_reason(code);
+    close_->reason = TruncateUtf8(std::move(reason), kMaxCloseReason);
+    WriteNext();
+  }
+
+ private:
+  // Runs a handler callback; an exception is logged and closes the connection with 1011.
+  template <class F>
+  void Callback(const char* name, F&& call) {
+    if (handler_ == nullptr) return;
+    try {
+      call();
+      return;
+    } catch (const std::exception& e) {
+      log_->error("websocket handler {} for {} threw: {}", name, path_, e.what());
+    } catch (...) {
+      log_->error("websocket handler {} for {} threw a non-std exception", name, path_);
+    }
+    RequestClose(websocket::close_code::internal_error, "internal error");
+  }
+
+  // One write at a time: the front of the queue, then, with the queue empty, the close frame.
+  void WriteNext() {
+    if (writing_ || finished_) return;
+    if (!queue_.empty()) {
+      writing_ = true;
+      ws_.text(true);
+      ws_.async_write(asio::buffer(queue_.front()),
+                      [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                        self->writing_ = false;
+                        if (!self->queue_.empty()) self->queue_.pop_front();
+                        if (ec) {
+                          self->queue_.clear();  // the read loop sees the failure and ends
+                          return;
+                        }
+                        self->WriteNext();
+                      });
+      return;
+    }
+    if (close_ && !close_sent_) {
+      close_sent_ = true;
+      writing_ = true;
+      ws_.async_close(*close_, [self = shared_from_this()](boost::system::error_code) {
+        self->writing_ = false;
+      });
+    }
+  }
+
+  websocket::stream<TlsStream> ws_;
+  std::shared_ptr<WebSocketHandler> handler_;
+  std::shared_ptr<WebSocketPeer> peer_;
+  const WebSocketOptions options_;
+  const std::string path_, remote_;
+  const std::shared_ptr<spdlog::logger> log_;
+  Clock::time_point opened_ = Clock::now();
+  std::deque<std::string> queue_;
+  std::optional<websocket::close_reason> close_;  // requested; sent once the queue is empty
+  bool writing_ = false;
+  bool close_sent_ = false;
+  bool finished_ = false;
+};
+
+void WebSocketPeer::SendText(std::string text) {
+  std::lock_guard lock(mutex_);
+  if (closing_) return;
+  std::shared_ptr<WebSocketSession> session = session_.lock();
+  if (session == nullptr) return;
+  asio::any_io_executor executor = session->executor();
+  asio::post(executor, [session = std::move(session), text = std::move(text)]() mutable {
+    session->Send(std::move(text));
+  });
+}
+
+void WebSocketPeer::Close(std::string reason) {
+  std::lock_guard lock(mutex_);
+  if (closing_) return;
+  closing_ = true;
+  std::shared_ptr<WebSocketSession> session = session_.lock();
+  if (session == nullptr) return;
+  asio::any_io_executor executor = session->executor();
+  asio::post(executor, [session = std::move(session), reason = std::move(reason)]() mutable {
+    session->RequestClose(websocket::close_code::normal, std::move(reason));
+  });
+}
+
 }  // namespace
 
 struct HttpsServer::Impl {
@@ -134,6 +372,11 @@ struct HttpsServer::Impl {
   asio::awaitable<void> Accept();
   asio::awaitable<void> Serve(tcp::socket socket);
   asio::awaitable<void> Linger(TlsStream& stream);
+  // Runs an accepted WebSocket on `stream` until it ends; registered for Stop() meanwhile.
+  asio::awaitable<void> RunWebSocket(TlsStream stream, bhttp::request<bhttp::string_body> upgrade,
+                                     std::shared_ptr<WebSocketHandler> handler,
+                                     const WebSocketOptions& options, std::string path,
+                                     std::string remote);
 
   const ServerOptions options;
   const Router& router;
@@ -144,6 +387,9 @@ struct HttpsServer::Impl {
   std::unique_ptr<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   uint16_t port = 0;
+  // Open WebSockets, so that Stop() can end them (OnClose) before their coroutines vanish.
+  std::mutex websockets_mutex;
+  std::map<WebSocketSession*, std::weak_ptr<WebSocketSession>> websockets;
 };
 
 asio::awaitable<void> HttpsServer::Impl::Accept() {
@@ -200,7 +446,30 @@ asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket) {
     size_t body_limit = options.max_body_bytes;
     transport.expires_after(options.idle_timeout);
     co_await bhttp::async_read_header(stream, buffer, parser, token);
-    if (!ec) {
+
+    Response response;
+    std::string method = "-", path = "-";
+    unsigned version = 11;  // what a request that did not parse is answered with
+    bool answered = false;  // `response` holds an UpgradeHandler's refusal
+    // An upgrade request has no body, so it is complete with the header.
+    if (!ec && parser.is_done() && websocket::is_upgrade(parser.get())) {
+      Request request = ToRequest(parser.get(), remote);
+      if (const WebSocketRoute* route = router.MatchWebSocket(request)) {
+        UpgradeDecision decision = DecideUpgrade(*route, request, *log);
+        if (decision.handler != nullptr) {
+          co_await RunWebSocket(std::move(stream), parser.release(), std::move(decision.handler),
+                                route->options, std::move(request.path), remote);
+          co_return;
+        }
+        answered = true;
+        response = std::move(decision.refusal);
+        keep_alive = parser.get().keep_alive();
+        version = parser.get().version();
+        method = std::move(request.method);
+        path = std::move(request.path);
+      }
+    }
+    if (!ec && !answered) {
       const auto& header = parser.get();
       const auto method = header.method_string();
       const auto target = header.target();
@@ -219,13 +488,13 @@ asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket) {
     }
     const auto started = Clock::now();
 
-    Response response;
-    std::string method = "-", path = "-";
-    unsigned version = 11;  // what a request that did not parse is answered with
-    if (!ec) {
+    if (answered) {
+      // The refusal is answered below like any response.
+    } else if (!ec) {
       keep_alive = parser.get().keep_alive();
       version = parser.get().version();
-      Request request = ToRequest(parser.release(), remote);
+      Request request = ToRequest(parser.get(), remote);
+      request.body = std::move(parser.get().body());
       response = router.Dispatch(request);
       method = std::move(request.method);
       if (!request.path.empty()) path = std::move(request.path);
@@ -297,6 +566,22 @@ asio::awaitable<void> HttpsServer::Impl::Linger(TlsStream& stream) {
   while (!ec) co_await transport.async_read_some(asio::buffer(scratch), token);
 }
 
+asio::awaitable<void> HttpsServer::Impl::RunWebSocket(
+    TlsStream stream, bhttp::request<bhttp::string_body> upgrade,
+    std::shared_ptr<WebSocketHandler> handler, const WebSocketOptions& options,
+    std::string path, std::string remote) {
+  auto session = std::make_shared<WebSocketSession>(std::move(stream), std::move(handler),
+                                                    options, std::move(path),
+                                                    std::move(remote), log);
+  {
+    std::lock_guard lock(websockets_mutex);
+    websockets.emplace(session.get(), session);
+  }
+  co_await session->Run(std::move(upgrade));
+  std::lock_guard lock(websockets_mutex);
+  websockets.erase(session.get());
+}
+
 HttpsServer::HttpsServer(ServerOptions options, const Router& router)
     : impl_(std::make_unique<Impl>(std::move(options), router)) {}
 
@@ -346,6 +631,19 @@ void HttpsServer::Stop() {
   s.io->stop();
   for (std::thread& thread : s.threads) thread.join();
   s.threads.clear();
+  // Open WebSockets end here, on this thread (no IO thread runs any more): the application
+  // hears OnClose and its connections go inert before the io_context, which they post to,
+  // is destroyed.
+  std::vector<std::shared_ptr<WebSocketSession>> websockets;
+  {
+    std::lock_guard lock(s.websockets_mutex);
+    for (auto& [raw, weak] : s.websockets) {
+      if (auto session = weak.lock()) websockets.push_back(std::move(session));
+    }
+    s.websockets.clear();
+  }
+  for (const auto& session : websockets) session->Finish();
+  websockets.clear();
   // With the threads gone nothing runs concurrently. Destroying the io_context destroys the
   // suspended connection coroutines, and with them their sockets.
   boost::system::error_code ignored;

@@ -7,6 +7,11 @@
 // disconnected. Every response carries Content-Type and Content-Length (except 204/304,
 // which have no body). One debug line per request: method, path, status, duration; headers
 // are never logged (Authorization carries tokens).
+//
+// WebSocket routes (Router::AddWebSocket, websocket.h): an upgrade request is handed to the
+// route's UpgradeHandler; an accepted one continues as a WebSocket on the same TLS stream and
+// strand, with its own timeouts instead of idle_timeout. One debug line when it opens and one
+// when it closes (path, remote, duration).
 #pragma once
 
 #include <chrono>
@@ -49,7 +54,8 @@ class HttpsServer {
   uint16_t port() const;
 
   // Closes the listener and every connection (in-flight requests are abandoned) and joins
-  // the IO threads. Idempotent. Must not be called from a handler.
+  // the IO threads; open WebSockets get OnClose (on this thread) and their connections go
+  // inert. Idempotent. Must not be called from a handler.
   void Stop();
 
  private:

@@ -32,7 +32,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 void Router::Add(std::string method, std::string pattern, Handler handler,
                  RouteOptions options) {
   if (pattern.empty() || pattern.front() != '/') BadPattern(pattern, "must start with '/'");
-  Route route{std::move(method), pattern, {}, {}, std::move(handler), options};
+  Route route{std::move(method), pattern, {}, {}, std::move(handler), options, nullptr};
   std::string_view rest = std::string_view(pattern).substr(1);
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   for (size_t start = 0; !rest.empty() && start <= rest.size();) {
@@ -60,6 +60,20 @@ void Router::Add(std::string method, std::string pattern, Handler handler,
     route.rank.push_back(open == 0 && suffix.empty() ? 0 : 1);
   }
   routes_.push_back(std::move(route));
+}
+
+void Router::AddWebSocket(std::string pattern, UpgradeHandler handler,
+                          WebSocketOptions options) {
+  auto websocket = std::make_shared<const WebSocketRoute>(
+      WebSocketRoute{pattern, std::move(handler), options});
+  Add("GET", std::move(pattern), [](Request& request) {
+    Response response = Response::Error(
+        426, "UpgradeRequired", request.path + " is a WebSocket endpoint; send Upgrade: websocket");
+    response.headers.emplace_back("Upgrade", "websocket");
+    response.headers.emplace_back("Sec-WebSocket-Version", "13");
+    return response;
+  });
+  routes_.back().websocket = std::move(websocket);
 }
 
 bool Router::Match(const Route& route, const std::vector<std::string>& segments,
@@ -110,6 +124,18 @@ size_t Router::BodyLimit(std::string_view method, std::string_view target,
   const Route* route = Find(method, parsed->segments, params, nullptr);
   if (route == nullptr || route->options.max_body_bytes == 0) return fallback;
   return route->options.max_body_bytes;
+}
+
+const WebSocketRoute* Router::MatchWebSocket(Request& request) const {
+  Result<RequestTarget> target = ParseRequestTarget(request.target);
+  if (!target.ok()) return nullptr;
+  request.path = std::move(target->path);
+  request.query = std::move(target->query);
+  std::map<std::string, std::string> params;
+  const Route* best = Find("GET", target->segments, params, nullptr);
+  if (best == nullptr || best->websocket == nullptr) return nullptr;
+  request.path_params = std::move(params);
+  return best->websocket.get();
 }
 
 Response Router::Dispatch(Request& request) const {

@@ -9,16 +9,22 @@
 // Captured values are percent-decoded per segment, so "%2F" arrives as "/" inside the value.
 // When several patterns match, the most literal wins, segment by segment from the left
 // ("/api/machines/findbytag" beats "/api/machines/{id}"), regardless of registration order.
+// Among equally literal patterns the first registered wins.
+//
+// WebSocket routes (AddWebSocket) are GET routes of the same table: they take part in the same
+// matching, so a WebSocket pattern and an ordinary one compete by how literal they are.
 #pragma once
 
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "server/api/http_types.h"
+#include "server/api/websocket.h"
 
 namespace quell::server::http {
 
@@ -29,12 +35,32 @@ struct RouteOptions {
   size_t max_body_bytes = 0;
 };
 
+// A route added with Router::AddWebSocket, as the server sees it.
+struct WebSocketRoute {
+  std::string pattern;
+  UpgradeHandler handler;
+  WebSocketOptions options;
+};
+
 class Router {
  public:
   // REQUIRES: `pattern` starts with '/', each {name} is non-empty, at most one per segment,
   // braces balanced. A malformed pattern is a programming error and aborts at startup.
   // Not thread-safe: register every route before the server starts.
   void Add(std::string method, std::string pattern, Handler handler, RouteOptions options = {});
+
+  // Registers a WebSocket endpoint at `pattern` (same rules as Add). The server hands a GET
+  // with `Upgrade: websocket` that resolves here to `handler` (see websocket.h); Dispatch
+  // answers a plain GET with 426 UpgradeRequired and other methods with 405 (Allow: GET).
+  void AddWebSocket(std::string pattern, UpgradeHandler handler, WebSocketOptions options = {});
+
+  // For an upgrade request (the server has checked the Upgrade headers): parses
+  // request.target into request.path and request.query, and when the route Dispatch would
+  // pick for GET on that path is a WebSocket route, fills request.path_params and returns
+  // that route. Otherwise (malformed target, no route, an ordinary route wins) nullptr, and
+  // the request should go through Dispatch as usual. The pointer stays valid as long as the
+  // router. Thread-safe (const after setup).
+  const WebSocketRoute* MatchWebSocket(Request& request) const;
 
   // The body limit of the route Dispatch would run for (method, target), known from the
   // request line alone so the server can apply it before reading the body: the route's
@@ -62,6 +88,7 @@ class Router {
     std::vector<int> rank;  // per segment: 2 literal, 1 literal around a capture, 0 capture
     Handler handler;
     RouteOptions options;
+    std::shared_ptr<const WebSocketRoute> websocket;  // set for AddWebSocket routes
   };
 
   // True if `route` matches; fills `params`.

@@ -143,6 +143,49 @@ TEST_F(RouterTest, BodyLimitIsTheMatchedRoutesOwnOrTheFallback) {
   EXPECT_EQ(Body(Call(router_, "POST", "/api/libraryfiles"))["route"], "upload");
 }
 
+TEST_F(RouterTest, WebSocketRoutesMatchLikeOthersAndAnswerPlainRequests) {
+  router_.AddWebSocket("/api/machines/{id}/liveresponse",
+                       [](Request&) { return UpgradeDecision{}; }, {.max_message_bytes = 77});
+  router_.AddWebSocket("/api/machines/findbytag/liveresponse",
+                       [](Request&) { return UpgradeDecision{}; });
+  router_.Add("GET", "/api/machines/special/liveresponse", Named("ordinary"));
+
+  Request request;
+  request.target = "/API/machines/m%2D1/LiveResponse?token=x";
+  const WebSocketRoute* route = router_.MatchWebSocket(request);
+  ASSERT_NE(route, nullptr);
+  EXPECT_EQ(route->pattern, "/api/machines/{id}/liveresponse");
+  EXPECT_EQ(route->options.max_message_bytes, 77u);
+  EXPECT_EQ(request.path, "/API/machines/m-1/LiveResponse");
+  EXPECT_EQ(request.path_params.at("id"), "m-1");
+  EXPECT_EQ(request.query.at("token"), "x");
+
+  // The most literal route wins, WebSocket or not.
+  Request literal;
+  literal.target = "/api/machines/findbytag/liveresponse";
+  ASSERT_NE(router_.MatchWebSocket(literal), nullptr);
+  EXPECT_EQ(router_.MatchWebSocket(literal)->pattern, "/api/machines/findbytag/liveresponse");
+  EXPECT_TRUE(literal.path_params.empty());
+  Request ordinary;
+  ordinary.target = "/api/machines/special/liveresponse";
+  EXPECT_EQ(router_.MatchWebSocket(ordinary), nullptr);
+  EXPECT_EQ(Body(Call(router_, "GET", "/api/machines/special/liveresponse"))["route"],
+            "ordinary");
+  for (const char* target : {"/api/machines", "/api/nothing", "/api/machines/%zz/liveresponse"}) {
+    Request other;
+    other.target = target;
+    EXPECT_EQ(router_.MatchWebSocket(other), nullptr) << target;
+  }
+
+  // Without the upgrade: 426 for GET, 405 (Allow: GET) for the rest.
+  Response plain = Call(router_, "GET", "/api/machines/m1/liveresponse");
+  EXPECT_EQ(plain.status, 426);
+  EXPECT_EQ(Body(plain)["error"]["code"], "UpgradeRequired");
+  Response post = Call(router_, "POST", "/api/machines/m1/liveresponse");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.headers[0].second, "GET");
+}
+
 TEST(RouterDeathTest, MalformedPatternAborts) {
   Router router;
   EXPECT_DEATH(router.Add("GET", "/api/{", Named("x")), "invalid route pattern");
