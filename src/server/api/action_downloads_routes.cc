@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/api/action_links.h"
 #include "server/api/api_context.h"
 #include "server/api/resource_json.h"
 #include "server/blobs/blob_store.h"
@@ -35,8 +36,8 @@ std::string DownloadUrl(const Request& request, const std::string& token) {
   return host.empty() ? path : "https://" + host + path;
 }
 
-// A fresh link to `artifact` of `action`, saved as `file_name`; audited as
-// "action.link_issued" with the artifact's name.
+}  // namespace
+
 Response IssueLink(ApiContext& api, const Request& request, const ApiToken& token,
                    const MachineAction& action, const ActionArtifact& artifact,
                    const std::string& file_name) {
@@ -62,6 +63,8 @@ Response IssueLink(ApiContext& api, const Request& request, const ApiToken& toke
                               {"sha256", artifact.sha256},
                               {"size", artifact.size}});
 }
+
+namespace {
 
 // The name a live response result is saved as: the fetched file's own name for GetFile,
 // "<script>.output.json" for RunScript, reduced to link-safe characters.

@@ -16,6 +16,7 @@
 #include "server/api/api_context.h"
 #include "server/api/multipart_form.h"
 #include "server/blobs/blob_store.h"
+#include "server/store/library_file_name.h"
 
 namespace quell::server {
 namespace {
@@ -24,7 +25,6 @@ using http::Request;
 using http::Response;
 using nlohmann::json;
 
-constexpr size_t kMaxNameLength = 128;
 constexpr size_t kMaxTextField = 4096;  // Description, ParametersDescription
 // Room in the request body for the multipart framing and the text fields around the file;
 // the file itself is held to max_library_file_bytes exactly.
@@ -43,34 +43,6 @@ std::string Lower(std::string_view text) {
 // A name as it may appear in a message: long ones shortened.
 std::string Shown(std::string_view name) {
   return name.size() <= 64 ? std::string(name) : std::string(name.substr(0, 61)) + "...";
-}
-
-// Library names become file names on devices (<state_dir>/live/files/<name>), so they are
-// held to a plain, portable set: no separators, no hidden files, no "..".
-Status ValidateLibraryFileName(std::string_view name) {
-  if (name.empty()) return InvalidArgument("a library file name is required");
-  if (name.size() > kMaxNameLength) {
-    return InvalidArgument("'" + Shown(name) + "' is not a valid library file name: it has " +
-                           std::to_string(name.size()) + " characters, at most " +
-                           std::to_string(kMaxNameLength) + " are allowed");
-  }
-  bool plain = std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
-  });
-  if (!plain) {
-    return InvalidArgument("'" + Shown(name) + "' is not a valid library file name: use "
-                           "letters, digits, '-', '_' and '.'");
-  }
-  if (name.front() == '.') {
-    return InvalidArgument("'" + Shown(name) + "' is not a valid library file name: it must "
-                           "not start with '.'");
-  }
-  if (name.find("..") != std::string_view::npos) {
-    return InvalidArgument("'" + Shown(name) + "' is not a valid library file name: it must "
-                           "not contain '..'");
-  }
-  return Status::Ok();
 }
 
 Result<bool> ParseBool(std::string_view field, std::string_view value) {

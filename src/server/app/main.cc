@@ -77,6 +77,11 @@ int main(int argc, char** argv) {
                     "How long a download link (getPackageUri, live response results) works")
       ->capture_default_str()
       ->check(CLI::Range(1LL, 7LL * 24 * 3600));
+  serve->add_option("--live-response-idle-timeout-seconds",
+                    options.live_response_idle_timeout_seconds,
+                    "An interactive live response session without input closes after this")
+      ->capture_default_str()
+      ->check(CLI::Range(10LL, 24LL * 3600));
 
   std::string data_dir = "/var/lib/quell-server";
   auto* token = app.add_subcommand("token", "API tokens")->require_subcommand(1);

@@ -22,6 +22,7 @@
 #include "server/gateway/enrollment.h"
 #include "server/gateway/presence.h"
 #include "server/indicators/indicator_publisher.h"
+#include "server/live/live_broker.h"
 #include "server/gateway/session_registry.h"
 #include "server/pki/certificate_authority.h"
 #include "server/store/sqlite/sqlite_store.h"
@@ -44,6 +45,7 @@ struct Server::Parts {
   std::unique_ptr<grpc::Server> grpc_server;
   int agent_port = 0;
   std::unique_ptr<ApiContext> api;
+  std::unique_ptr<live::LiveSessionBroker> live;  // interactive live response sessions
   http::Router router;
   std::unique_ptr<http::HttpsServer> https;
   std::jthread housekeeping;  // times out overdue actions, flushes presence
@@ -143,6 +145,12 @@ Status Server::Start() {
   parts->api->download_link_lifetime_ms = options_.download_link_lifetime_seconds * 1000;
   parts->api->max_library_file_bytes = options_.max_library_file_bytes;  // before the routes
   AddApiRoutes(parts->router, *parts->api);
+  parts->live = std::make_unique<live::LiveSessionBroker>(
+      *parts->api,
+      live::BrokerOptions{.idle_timeout_ms = options_.live_response_idle_timeout_seconds * 1000});
+  parts->gateway->SetLiveOutputSink(parts->live.get());
+  live::AddLiveResponseRoutes(parts->router, *parts->api, *parts->live);
+  parts->live->Start();
   parts->https = std::make_unique<http::HttpsServer>(
       http::ServerOptions{.address = api_addr.first,
                           .port = api_addr.second,
@@ -198,6 +206,8 @@ void Server::Stop() {
   parts_->housekeeping.request_stop();
   if (parts_->housekeeping.joinable()) parts_->housekeeping.join();
   parts_->https->Stop();
+  parts_->live->Stop();  // agents are told their sessions ended while still connected
+  parts_->gateway->SetLiveOutputSink(nullptr);
   parts_->indicators->Stop();
   parts_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (Status flushed = parts_->presence.Flush(*parts_->store); !flushed.ok()) {

@@ -25,6 +25,7 @@ struct ServerOptions {
   size_t max_body_bytes = 1 << 20;                 // larger REST bodies get 413
   size_t max_library_file_bytes = 50 << 20;        // larger live response library files: 413
   int64_t download_link_lifetime_seconds = 600;    // links from getPackageUri and the like
+  int64_t live_response_idle_timeout_seconds = 1800;  // interactive sessions close when idle
   int api_threads = 2;
 };
 

@@ -21,6 +21,16 @@
 
 namespace quell::server {
 
+// Where the output of interactive live response commands goes (the live response broker).
+// Called on the device's gRPC stream thread, in the order the agent sent the messages: the
+// implementation must not block (queue work instead). `device_id` is the authenticated
+// device the message came from, so a sink checks it against the session it names.
+class LiveOutputSink {
+ public:
+  virtual ~LiveOutputSink() = default;
+  virtual void OnLiveOutput(const std::string& device_id, const quell::v1::LiveOutput& output) = 0;
+};
+
 struct AgentGatewayOptions {
   uint32_t heartbeat_interval_seconds = 30;  // told to agents in Welcome
   // Where detections go; nullptr: they are not acknowledged and stay spooled on the agents.
@@ -53,6 +63,11 @@ class AgentGateway final : public quell::v1::AgentGateway::CallbackService {
   const Clock& clock() const { return clock_; }
   const AgentGatewayOptions& options() const { return options_; }
 
+  // Not owned; nullptr (the default) drops live output. May be set while streams run; the
+  // sink must outlive the gateway's streams or be reset to nullptr first.
+  void SetLiveOutputSink(LiveOutputSink* sink) { live_output_.store(sink); }
+  LiveOutputSink* live_output_sink() const { return live_output_.load(); }
+
  private:
   Store& store_;
   const CertificateAuthority& ca_;
@@ -61,6 +76,7 @@ class AgentGateway final : public quell::v1::AgentGateway::CallbackService {
   Presence& presence_;
   const Clock& clock_;
   AgentGatewayOptions options_;
+  std::atomic<LiveOutputSink*> live_output_{nullptr};
 };
 
 // Device fields from the agent's inventory message.

@@ -69,6 +69,12 @@ Status AgentSession::Handle(const quell::v1::AgentMessage& message) {
     case quell::v1::AgentMessage::kIndicatorAck: return HandleIndicatorAck(message.indicator_ack());
     case quell::v1::AgentMessage::kFileSightings:
       return HandleFileSightings(message.file_sightings());
+    case quell::v1::AgentMessage::kLiveOutput:
+      // Best effort, like the output itself: no sink (or no session) drops it.
+      if (LiveOutputSink* sink = gateway_.live_output_sink()) {
+        sink->OnLiveOutput(device_id_, message.live_output());
+      }
+      return Status::Ok();
     default: return InvalidArgument("empty message");
   }
 }
@@ -94,10 +100,15 @@ Status AgentSession::HandleHello(const quell::v1::Hello& hello) {
   welcome.mutable_welcome()->set_heartbeat_interval_seconds(
       gateway_.options().heartbeat_interval_seconds);
   Send(std::move(welcome));
-  // Everything still open is (re)delivered; the agent's journal makes this idempotent.
+  // Everything still open is (re)delivered; the agent's journal makes this idempotent. A
+  // cancellation asked for while the device was away follows its action: otherwise an action
+  // the agent runs again after a crash (a live response session) would never learn of it.
   QUELL_ASSIGN_OR_RETURN(std::vector<MachineAction> open,
                          gateway_.actions().OpenActionsFor(device_id_));
-  for (const MachineAction& action : open) Send(ToActionRequestMessage(action));
+  for (const MachineAction& action : open) {
+    Send(ToActionRequestMessage(action));
+    if (!action.cancellation_requestor.empty()) Send(ToCancelActionMessage(action));
+  }
   // The indicator catch-up is computed on the publisher's thread, never on gRPC's.
   if (IndicatorPublisher* indicators = gateway_.options().indicators) {
     indicators->Connected(link_, hello.indicator_version());

@@ -250,6 +250,16 @@ Result<std::string> ArtifactTransferService::AuthorizeLibraryFetch(const std::st
     return PermissionDenied("action " + action_id + " is no longer running");
   }
   const nlohmann::json parameters = nlohmann::json::parse(action->parameters_json, nullptr, false);
+  // An interactive session names no files up front: its putfile/run commands may fetch any
+  // library file, as the library holds it now (the LiveCommand carries the digest the agent
+  // checks, so a file replaced in between is refused on the device).
+  if (parameters.is_object() && parameters.value("Interactive", false) == true) {
+    Result<LibraryFile> file = store_.GetLibraryFile(name);
+    if (!file.ok() || !IsSha256Hex(file->sha256)) {
+      return PermissionDenied("the library has no file '" + name + "'");
+    }
+    return file->sha256;
+  }
   const nlohmann::json* entry = nullptr;
   if (parameters.is_object() && parameters.contains("Library") &&
       parameters["Library"].is_object() && parameters["Library"].contains(name)) {

@@ -35,7 +35,8 @@ class ArtifactTransferService final : public quell::v1::ArtifactTransfer::Callba
       const quell::v1::FetchLibraryFileRequest* request) override;
 
   // The library file a device may fetch for its running LiveResponse action: the blob's
-  // digest recorded in the action's parameters ("Library": {name: {"sha256"}}).
+  // digest recorded in the action's parameters ("Library": {name: {"sha256"}}), or, for an
+  // interactive session ({"Interactive": true}), the library's current file of that name.
   Result<std::string> AuthorizeLibraryFetch(const std::string& device_id,
                                             const std::string& action_id, const std::string& name);
   BlobStore& blobs() { return blobs_; }

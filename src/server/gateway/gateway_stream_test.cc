@@ -119,6 +119,33 @@ TEST_F(GatewayStreamTest, PendingActionsAreDeliveredOnConnect) {
   EXPECT_EQ(request.action_request().action_id(), action.id);
 }
 
+TEST_F(GatewayStreamTest, ACancelAskedForWhileTheDeviceWasAwayFollowsItsAction) {
+  EnrolledAgent agent = Enroll("h1");
+  MachineAction action = Request(agent.device_id, "Isolate");
+  {
+    Stream s = Connect(agent, "h1");
+    ASSERT_TRUE(s.Read().has_action_request());
+    AgentMessage started;
+    started.mutable_action_update()->set_action_id(action.id);
+    started.mutable_action_update()->set_state(quell::v1::ACTION_STATE_IN_PROGRESS);
+    ASSERT_TRUE(s.Write(started));
+    ASSERT_TRUE(Eventually(
+        [&] { return store_->GetAction(action.id)->status == ActionStatus::kInProgress; }));
+    s.context->TryCancel();
+  }
+  ASSERT_TRUE(Eventually([&] { return sessions_.ConnectedCount() == 0; }));
+  ASSERT_TRUE(actions_->Cancel(action.id, "tester", "while away").ok());
+
+  Stream s = Connect(agent, "h1");
+  ServerMessage request = s.Read();
+  ASSERT_TRUE(request.has_action_request());
+  EXPECT_EQ(request.action_request().action_id(), action.id);
+  ServerMessage cancel = s.Read();
+  ASSERT_TRUE(cancel.has_cancel_action());
+  EXPECT_EQ(cancel.cancel_action().action_id(), action.id);
+  EXPECT_EQ(cancel.cancel_action().comment(), "while away");
+}
+
 TEST_F(GatewayStreamTest, HeartbeatsAreBatchedThroughPresence) {
   EnrolledAgent agent = Enroll("h1");
   Stream s = Connect(agent, "h1");

@@ -38,12 +38,14 @@ void SessionRegistry::Deliver(const MachineAction& action) {
 }
 
 void SessionRegistry::RequestCancel(const MachineAction& action) {
-  if (auto link = Find(action.machine_id)) {
-    quell::v1::ServerMessage message;
-    message.mutable_cancel_action()->set_action_id(action.id);
-    message.mutable_cancel_action()->set_comment(action.cancellation_comment);
-    link->Send(std::move(message));
-  }
+  if (auto link = Find(action.machine_id)) link->Send(ToCancelActionMessage(action));
+}
+
+quell::v1::ServerMessage ToCancelActionMessage(const MachineAction& action) {
+  quell::v1::ServerMessage message;
+  message.mutable_cancel_action()->set_action_id(action.id);
+  message.mutable_cancel_action()->set_comment(action.cancellation_comment);
+  return message;
 }
 
 quell::v1::ServerMessage ToActionRequestMessage(const MachineAction& action) {

@@ -38,5 +38,7 @@ class SessionRegistry final : public ActionDispatcher {
 
 // The wire form of an action request.
 quell::v1::ServerMessage ToActionRequestMessage(const MachineAction& action);
+// The wire form of a cancellation request for a running action.
+quell::v1::ServerMessage ToCancelActionMessage(const MachineAction& action);
 
 }  // namespace quell::server

@@ -125,7 +125,7 @@ struct ActionArtifact {
 
 // A file of the live response library (scripts and tools PutFile/RunScript send to devices),
 // stored as a blob (server/blobs) under its SHA-256. Callers validate the name
-// ([A-Za-z0-9._-], see server/api/library_routes.cc); the store takes it as given.
+// (library_file_name.h); the store takes it as given.
 struct LibraryFile {
   std::string name;     // unique; the key
   std::string sha256;   // the blob, lowercase hex
