@@ -33,7 +33,9 @@ void RegisterBuiltinActions(ActionRegistry& registry, const BuiltinActionDeps& d
   }
   if (deps.live != nullptr && deps.send_artifact && deps.fetch_library) {
     registry.Register(std::make_unique<LiveResponseAction>(*deps.live, deps.send_artifact,
-                                                           deps.fetch_library));
+                                                           deps.fetch_library,
+                                                           SystemClock::Instance(),
+                                                           deps.live_sessions));
   }
 }
 

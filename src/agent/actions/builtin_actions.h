@@ -30,6 +30,8 @@ struct BuiltinActionDeps {
   // nullptr, no sender or no fetcher: LiveResponse is not offered.
   const LiveResponseOptions* live = nullptr;
   LibraryFetcher fetch_library;  // fetches library files (LiveResponse PutFile/RunScript)
+  // Interactive live response sessions; nullptr: LiveResponse {"Interactive": true} fails.
+  live::LiveSessionHost* live_sessions = nullptr;
 };
 
 // Registers every built-in action, one line each.

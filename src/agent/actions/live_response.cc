@@ -180,7 +180,19 @@ Status PrepareLiveWorkDir(const std::string& work_dir) {
     if (ec) return Internal("empty " + dir + ": " + ec.message());
     QUELL_RETURN_IF_ERROR(MakeDirs(dir, 0700));
   }
-  return Status::Ok();
+  // Kept: files put with -keep and the remediation journal outlive the agent on purpose.
+  return MakeDirs(work_dir + "/kept", 0700);
+}
+
+Result<bool> IsInteractiveLiveResponse(const Json& parameters) {
+  if (!parameters.is_object() || !parameters.contains("Interactive")) return false;
+  for (const auto& [key, value] : parameters.items()) {
+    if (key == "Interactive" && value.is_boolean() && value.get<bool>()) continue;
+    if (key == "Comment" && (value.is_string() || value.is_null())) continue;
+    if (key == "Interactive") return InvalidArgument("LiveResponse: Interactive must be true");
+    return InvalidArgument("LiveResponse: an interactive session takes no '" + key + "'");
+  }
+  return true;
 }
 
 Result<LiveResponseRequest> ParseLiveResponseParameters(const Json& parameters) {
@@ -249,8 +261,13 @@ struct LiveResponseAction::CommandRun {
 };
 
 LiveResponseAction::LiveResponseAction(LiveResponseOptions options, ArtifactSender send,
-                                       LibraryFetcher fetch, const Clock& clock)
-    : options_(std::move(options)), send_(std::move(send)), fetch_(std::move(fetch)), clock_(clock) {}
+                                       LibraryFetcher fetch, const Clock& clock,
+                                       live::LiveSessionHost* sessions)
+    : options_(std::move(options)),
+      send_(std::move(send)),
+      fetch_(std::move(fetch)),
+      clock_(clock),
+      sessions_(sessions) {}
 
 const ActionSpec& LiveResponseAction::Spec() const {
   static const Json kParam = {{"type", "object"},
@@ -266,13 +283,15 @@ const ActionSpec& LiveResponseAction::Spec() const {
           "live-response directory, RunScript runs a library script there (its own process "
           "group, no shell, time-limited) and uploads its exit code and output, GetFile "
           "uploads a regular file (not from /proc, /sys or /dev). The first failure stops the "
-          "rest.",
+          "rest. With {\"Interactive\": true} instead of Commands: an interactive session "
+          "that lasts until the server ends it.",
       .risk = "high",
       .parameters_schema =
           {{"type", "object"},
-           {"required", {"Commands"}},
+           {"oneOf", {{{"required", {"Commands"}}}, {{"required", {"Interactive"}}}}},
            {"properties",
             {{"Comment", {{"type", "string"}}},
+             {"Interactive", {{"const", true}}},
              {"Commands",
               {{"type", "array"},
                {"minItems", 1},
@@ -295,10 +314,28 @@ const ActionSpec& LiveResponseAction::Spec() const {
 }
 
 Status LiveResponseAction::Validate(const Json& parameters) const {
+  QUELL_ASSIGN_OR_RETURN(bool interactive, IsInteractiveLiveResponse(parameters));
+  if (interactive) return Status::Ok();
   return ParseLiveResponseParameters(parameters).status();
 }
 
+Result<Json> LiveResponseAction::RunInteractive(ActionContext& ctx) {
+  if (sessions_ == nullptr) {
+    return FailedPrecondition("interactive live response is not available on this agent");
+  }
+  std::unique_lock run_lock(run_mu_, std::try_to_lock);
+  if (!run_lock.owns_lock()) {
+    return FailedPrecondition("another live response is running on this device");
+  }
+  QUELL_ASSIGN_OR_RETURN(uint32_t commands,
+                         sessions_->RunSession(ctx.action_id, ctx.stop,
+                                               [&] { ctx.report_progress(0, "session open"); }));
+  return Json{{"commands", commands}};
+}
+
 Result<Json> LiveResponseAction::Run(ActionContext& ctx) {
+  QUELL_ASSIGN_OR_RETURN(bool interactive, IsInteractiveLiveResponse(ctx.parameters));
+  if (interactive) return RunInteractive(ctx);
   LiveResponseOutcome outcome = RunCommands(ctx);
   if (outcome.status.ok()) return std::move(outcome.result);
   // The per-command statuses go to the server with the failure too.

@@ -11,6 +11,11 @@
 // Library files come through LibraryFetcher by the sha256 the server resolved at creation
 // ("Library" in the parameters) and are hashed again here before use. The first command that
 // fails stops the rest (they stay "Created"). One LiveResponse at a time per agent.
+//
+// Interactive form: parameters {"Interactive": true} (optionally "Comment") open an interactive
+// session (live/live_session_host.h) that lasts while the action runs: progress "session
+// open", then Succeeded {"commands": N} once the server ends it (LiveCancel command_id 0), or
+// Cancelled when the action is cancelled (running commands are cancelled first).
 #pragma once
 
 #include <chrono>
@@ -22,6 +27,7 @@
 
 #include "agent/actions/action.h"
 #include "agent/actions/artifact_sender.h"
+#include "agent/live/live_session_host.h"
 #include "common/clock.h"
 
 namespace quell::agent {
@@ -33,7 +39,8 @@ struct LiveResponseOptions {
   uint64_t max_get_file_bytes = 3ull << 30;
 };
 
-// Empties (or creates) <work_dir>/files, <work_dir>/scripts and <work_dir>/out, mode 0700.
+// Empties (or creates) <work_dir>/files, <work_dir>/scripts and <work_dir>/out, mode 0700,
+// and creates <work_dir>/kept without emptying it (putfile -keep, the remediation journal).
 // Called once at agent start: files put on the device do not outlive the agent (as Defender's
 // are deleted on restart). REQUIRES: no LiveResponse is running.
 Status PrepareLiveWorkDir(const std::string& work_dir);
@@ -60,6 +67,10 @@ struct LiveResponseRequest {
 // and a Library entry {sha256, size} for every file named. InvalidArgument says what is wrong.
 Result<LiveResponseRequest> ParseLiveResponseParameters(const nlohmann::json& parameters);
 
+// True for the interactive form {"Interactive": true[, "Comment": ...]}; InvalidArgument when
+// "Interactive" is there but the rest is not that form.
+Result<bool> IsInteractiveLiveResponse(const nlohmann::json& parameters);
+
 // What a run produced: the result JSON (always, per-command statuses included) and whether
 // every command completed (ok) or which one did not.
 struct LiveResponseOutcome {
@@ -71,9 +82,10 @@ class LiveResponseAction final : public Action {
  public:
   // `send` and `fetch` are called on the action's thread; `clock` (for the command times)
   // must outlive the action. Thread-safe: a second run while one is going fails with
-  // FailedPrecondition.
+  // FailedPrecondition. `sessions` (nullptr: the interactive form fails) must outlive it.
   LiveResponseAction(LiveResponseOptions options, ArtifactSender send, LibraryFetcher fetch,
-                     const Clock& clock = SystemClock::Instance());
+                     const Clock& clock = SystemClock::Instance(),
+                     live::LiveSessionHost* sessions = nullptr);
 
   const ActionSpec& Spec() const override;
   Status Validate(const nlohmann::json& parameters) const override;
@@ -86,6 +98,7 @@ class LiveResponseAction final : public Action {
   LiveResponseOutcome RunCommands(ActionContext& ctx);
 
  private:
+  Result<nlohmann::json> RunInteractive(ActionContext& ctx);
   struct CommandRun;
   Status PutFile(ActionContext& ctx, const LiveResponseRequest& req, CommandRun& cmd);
   Status RunScriptCommand(ActionContext& ctx, const LiveResponseRequest& req, CommandRun& cmd);
@@ -101,6 +114,7 @@ class LiveResponseAction final : public Action {
   const ArtifactSender send_;
   const LibraryFetcher fetch_;
   const Clock& clock_;
+  live::LiveSessionHost* const sessions_;
   std::mutex run_mu_;  // one run at a time: runs share files/ and out/
 };
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <future>
 #include <thread>
 
 #include "agent/actions/builtin_actions.h"
@@ -323,6 +324,69 @@ TEST_F(LiveResponseTest, CancelKillsTheScriptAndStopsTheRest) {
   EXPECT_TRUE(sent_.empty());
 }
 
+class NullSink final : public MessageSink {
+ public:
+  void Send(quell::v1::AgentMessage message) override {
+    std::lock_guard lock(mu);
+    messages.push_back(std::move(message));
+  }
+  Status SendDurable(quell::v1::AgentMessage) override { return Status::Ok(); }
+  std::mutex mu;
+  std::vector<quell::v1::AgentMessage> messages;
+};
+
+TEST_F(LiveResponseTest, InteractiveSessionLastsUntilTheServerEndsIt) {
+  live::LiveSessionHost host(live::LiveShellOptions{.work_dir = dir_ / "live"});
+  NullSink sink;
+  host.AttachSink(&sink);
+  LiveResponseAction action(Options(), Sender(), Fetcher(), clock_, &host);
+  const Json params = {{"Interactive", true}, {"Comment", "triage"}};
+  ASSERT_TRUE(action.Validate(params).ok()) << action.Validate(params).ToString();
+  EXPECT_FALSE(action.Validate({{"Interactive", true}, {"Commands", Json::array()}}).ok());
+  EXPECT_FALSE(action.Validate({{"Interactive", false}}).ok());
+
+  std::promise<void> opened;
+  ActionContext ctx{.action_id = "act-9", .parameters = params,
+                    .report_progress = [&](uint32_t, const std::string& m) {
+                      if (m == "session open") opened.set_value();
+                    }};
+  auto run = std::async(std::launch::async, [&] { return action.Run(ctx); });
+  ASSERT_EQ(opened.get_future().wait_for(5s), std::future_status::ready);
+  quell::v1::LiveCommand pwd;
+  pwd.set_session_id("act-9");
+  pwd.set_command_id(1);
+  pwd.add_argv("pwd");
+  host.OnCommand(pwd);
+  EXPECT_EQ(run.wait_for(200ms), std::future_status::timeout);  // still open
+  quell::v1::LiveCancel end;
+  end.set_session_id("act-9");
+  host.OnCancel(end);
+  ASSERT_EQ(run.wait_for(5s), std::future_status::ready);
+  Result<Json> result = run.get();
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(*result, (Json{{"commands", 1}}));
+}
+
+TEST_F(LiveResponseTest, InteractiveSessionEndsCancelledWhenTheActionIsCancelled) {
+  live::LiveSessionHost host(live::LiveShellOptions{.work_dir = dir_ / "live"});
+  LiveResponseAction action(Options(), Sender(), Fetcher(), clock_, &host);
+  std::stop_source stop;
+  std::promise<void> opened;
+  ActionContext ctx{.action_id = "act-9", .parameters = {{"Interactive", true}},
+                    .report_progress = [&](uint32_t, const std::string&) { opened.set_value(); },
+                    .stop = stop.get_token()};
+  auto run = std::async(std::launch::async, [&] { return action.Run(ctx); });
+  ASSERT_EQ(opened.get_future().wait_for(5s), std::future_status::ready);
+  stop.request_stop();
+  ASSERT_EQ(run.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(run.get().status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(host.open_sessions(), 0u);
+
+  LiveResponseAction without(Options(), Sender(), Fetcher(), clock_);
+  ActionContext ctx2{.action_id = "act-10", .parameters = {{"Interactive", true}}};
+  EXPECT_EQ(without.Run(ctx2).status().code(), StatusCode::kFailedPrecondition);
+}
+
 TEST(PrepareLiveWorkDirTest, EmptiesFilesAndScriptsAndKeepsTheRest) {
   testing::TempDir dir;
   const std::string work = dir / "live";
@@ -339,9 +403,13 @@ TEST(PrepareLiveWorkDirTest, EmptiesFilesAndScriptsAndKeepsTheRest) {
   ASSERT_EQ(::symlink((dir / "outside").c_str(), (work + "/files/link").c_str()), 0);
   ASSERT_TRUE(WriteFileAtomic(work + "/other", "keep").ok());
 
+  ASSERT_TRUE(WriteFileAtomic(work + "/kept/tool.bin", "kept").ok());
+  ASSERT_TRUE(WriteFileAtomic(work + "/kept/remediations.json", "{}").ok());
   ASSERT_TRUE(PrepareLiveWorkDir(work).ok());
   EXPECT_TRUE(fs::is_empty(work + "/files"));
   EXPECT_TRUE(fs::is_empty(work + "/scripts"));
+  EXPECT_EQ(ReadFile(work + "/kept/tool.bin").value(), "kept");  // putfile -keep survives
+  EXPECT_EQ(ReadFile(work + "/kept/remediations.json").value(), "{}");
   EXPECT_EQ(ReadFile(dir / "outside").value(), "keep");  // the link removed, not followed
   EXPECT_EQ(ReadFile(work + "/other").value(), "keep");
 }

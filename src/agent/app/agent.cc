@@ -25,6 +25,8 @@
 #include "agent/indicators/ip_blocklist.h"
 #include "agent/indicators/nft_runner.h"
 #include "agent/isolation/isolation_controller.h"
+#include "agent/live/live_remediation.h"
+#include "agent/live/live_session_host.h"
 #include "agent/platform/exec_gate_fanotify.h"
 #include "agent/platform/nftables_firewall.h"
 #include "agent/quarantine/file_quarantine.h"
@@ -79,7 +81,27 @@ class ExecutorHandler final : public ServerChannel::Handler {
   void OnIndicatorDelta(const quell::v1::IndicatorDelta& delta) override {
     if (on_indicator_delta) on_indicator_delta(delta);
   }
+  void OnLiveCommand(const quell::v1::LiveCommand& command) override {
+    if (live_sessions != nullptr) {
+      live_sessions->OnCommand(command);
+      return;
+    }
+    // No live response here: the server still gets an answer instead of waiting.
+    quell::v1::AgentMessage m;
+    m.mutable_live_output()->set_session_id(command.session_id());
+    m.mutable_live_output()->set_command_id(command.command_id());
+    m.mutable_live_output()->set_done(true);
+    m.mutable_live_output()->set_status("Failed");
+    m.mutable_live_output()->set_error("no open session " + command.session_id() +
+                                       " on this device");
+    if (sink != nullptr) sink->Send(std::move(m));
+  }
+  void OnLiveCancel(const quell::v1::LiveCancel& cancel) override {
+    if (live_sessions != nullptr) live_sessions->OnCancel(cancel);
+  }
   ActionExecutor* executor = nullptr;
+  live::LiveSessionHost* live_sessions = nullptr;
+  MessageSink* sink = nullptr;
   std::function<void(const quell::v1::IndicatorDelta&)> on_indicator_delta;
 };
 
@@ -126,6 +148,11 @@ struct Agent::Parts {
   std::unique_ptr<ActionJournal> journal;
   std::optional<CollectPackageOptions> collect;  // CollectInvestigationPackage's settings
   std::optional<LiveResponseOptions> live;       // LiveResponse's; unset when its dir failed
+  // Interactive live response: `remediation` (nullptr when its journal could not be read:
+  // remediate/undo are refused) is used by the sessions' shells; both outlive the executor,
+  // whose LiveResponse actions run the sessions.
+  std::unique_ptr<live::LiveRemediation> live_remediation;
+  std::unique_ptr<live::LiveSessionHost> live_sessions;
   ActionRegistry registry;
   Identity identity;
   ExecutorHandler handler;
@@ -213,7 +240,26 @@ Status Agent::OpenState() {
   };
   // Files put on the device by live response do not outlive the agent.
   if (Status s = PrepareLiveWorkDir(config_.state_dir + "/live"); s.ok()) {
-    parts_->live = LiveResponseOptions{.work_dir = config_.state_dir + "/live"};
+    const std::string work_dir = config_.state_dir + "/live";
+    parts_->live = LiveResponseOptions{.work_dir = work_dir};
+    // Remediation works where the quarantine does (root, proc_root, use_systemctl).
+    auto remediation = live::LiveRemediation::Open(
+        {.journal_path = work_dir + "/kept/remediations.json",
+         .persistence = {.root = config_.quarantine.root,
+                         .use_systemctl = config_.quarantine.use_systemctl},
+         .proc_root = config_.quarantine.proc_root,
+         .quarantine = parts_->quarantine.get()});
+    if (remediation.ok()) {
+      parts_->live_remediation = std::move(*remediation);
+    } else {
+      Log()->error("live response remediation unavailable: {}", remediation.status().ToString());
+    }
+    parts_->live_sessions = std::make_unique<live::LiveSessionHost>(live::LiveShellOptions{
+        .work_dir = work_dir,
+        .send = [this](auto&&... args) { return SendArtifact(args...); },
+        .fetch = [this](auto&&... args) { return FetchLibraryFile(args...); },
+        .remediation = parts_->live_remediation.get(),
+    });
   } else {
     Log()->error("live response unavailable (LiveResponse will not be offered): {}",
                  s.ToString());
@@ -232,7 +278,8 @@ Status Agent::OpenState() {
                                            .live = parts_->live ? &*parts_->live : nullptr,
                                            .fetch_library = [this](auto&&... args) {
                                              return FetchLibraryFile(args...);
-                                           }});
+                                           },
+                                           .live_sessions = parts_->live_sessions.get()});
   for (const ActionSpec* spec : parts_->registry.Specs()) {
     Log()->debug("action {} (undo: {}, risk {})", spec->type,
                  spec->undo_type.empty() ? "-" : spec->undo_type, spec->risk);
@@ -534,6 +581,9 @@ void Agent::Serve(std::stop_token stop) {
   p.executor = std::make_unique<ActionExecutor>(p.registry, *p.journal, *p.channel,
                                                 SystemClock::Instance());
   p.handler.executor = p.executor.get();
+  p.handler.live_sessions = p.live_sessions.get();
+  p.handler.sink = p.channel.get();
+  if (p.live_sessions) p.live_sessions->AttachSink(p.channel.get());
   p.handler.on_indicator_delta = [this](const quell::v1::IndicatorDelta& d) { OnIndicatorDelta(d); };
   // Detections spooled before now (offline, or before a restart) go with the session's spool
   // replay; from here on each one is also sent at once.
@@ -547,6 +597,7 @@ void Agent::Serve(std::stop_token stop) {
   }  // the watchdog and the indicator tick stop here
   // Running actions are interrupted and will run again when redelivered after a restart.
   p.executor.reset();
+  if (p.live_sessions) p.live_sessions->AttachSink(nullptr);  // before the channel goes
   p.detections->Attach(nullptr);  // still spooled; sent after the next start
 }
 

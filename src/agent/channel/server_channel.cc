@@ -144,6 +144,12 @@ void ServerChannel::Dispatch(const quell::v1::ServerMessage& message) {
     case quell::v1::ServerMessage::kIndicatorDelta:
       handler_.OnIndicatorDelta(message.indicator_delta());
       break;
+    case quell::v1::ServerMessage::kLiveCommand:
+      handler_.OnLiveCommand(message.live_command());
+      break;
+    case quell::v1::ServerMessage::kLiveCancel:
+      handler_.OnLiveCancel(message.live_cancel());
+      break;
     case quell::v1::ServerMessage::BODY_NOT_SET:
       Log()->warn("device={} ignoring a server message this agent does not understand", device);
       break;

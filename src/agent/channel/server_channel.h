@@ -41,6 +41,10 @@ class ServerChannel final : public MessageSink {
     // One IndicatorDelta message (possibly one chunk of several). The handler applies and
     // persists it, then acknowledges through Send (AgentMessage.indicator_ack).
     virtual void OnIndicatorDelta(const quell::v1::IndicatorDelta& /*delta*/) {}
+    // A command of an interactive live response session, and a cancel of one (command_id 0:
+    // the whole session). Must not block: the command runs elsewhere.
+    virtual void OnLiveCommand(const quell::v1::LiveCommand& /*command*/) {}
+    virtual void OnLiveCancel(const quell::v1::LiveCancel& /*cancel*/) {}
   };
 
   struct Options {

@@ -1,0 +1,352 @@
+#include "agent/live/live_session_host.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/logging.h"
+
+namespace quell::agent::live {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+auto Log() {
+  static auto log = Logger("live");
+  return log;
+}
+
+constexpr std::chrono::seconds kDefaultTimeLimit{120};
+
+enum Why : int { kRunning = 0, kCancelledByUser = 1, kTimedOut = 2 };
+
+// Bytes that are not valid UTF-8 become "\xNN": LiveOutput.text is a proto3 string, which the
+// receiver refuses to parse unless it is valid UTF-8.
+std::string ValidUtf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    const auto b = static_cast<unsigned char>(in[i]);
+    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= in.size();
+    uint32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+    for (size_t k = 1; ok && k < len; ++k) {
+      const auto c = static_cast<unsigned char>(in[i + k]);
+      ok = (c & 0xC0) == 0x80;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    if (ok) {
+      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= kMin[len] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    }
+    if (ok) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[b >> 4];
+      out += kHex[b & 0xF];
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+struct LiveSessionHost::Command {
+  uint32_t id = 0;
+  std::stop_source stop;
+  std::atomic<int> why{kRunning};
+  SteadyClock::time_point deadline;
+  bool finished = false;  // guarded by the host's mu_
+  std::jthread thread;
+};
+
+struct LiveSessionHost::Session {
+  Session(std::string session_id, const LiveShellOptions& options)
+      : id(std::move(session_id)), shell(options) {}
+  std::string id;
+  LiveShell shell;
+  std::map<uint32_t, std::shared_ptr<Command>> commands;  // guarded by mu_
+  bool ended = false;            // no more commands are taken
+  bool ended_by_server = false;  // LiveCancel{0}
+  uint32_t received = 0;
+};
+
+LiveSessionHost::LiveSessionHost(LiveShellOptions options)
+    : options_(std::move(options)), timer_([this](std::stop_token s) { TimerLoop(s); }) {}
+
+LiveSessionHost::~LiveSessionHost() {
+  timer_.request_stop();
+  std::vector<std::jthread> threads;
+  {
+    std::unique_lock lock(mu_);
+    for (auto& [id, session] : sessions_) {
+      session->ended = true;
+      for (auto& [cid, cmd] : session->commands) {
+        int expected = kRunning;
+        cmd->why.compare_exchange_strong(expected, kCancelledByUser);
+        cmd->stop.request_stop();
+      }
+    }
+    cv_.notify_all();
+    for (auto& [id, session] : sessions_) {
+      for (auto& [cid, cmd] : session->commands) threads.push_back(std::move(cmd->thread));
+    }
+  }
+  threads.clear();  // joins
+}
+
+void LiveSessionHost::AttachSink(MessageSink* sink) {
+  std::lock_guard lock(sink_mu_);
+  sink_ = sink;
+}
+
+void LiveSessionHost::Send(quell::v1::AgentMessage message) {
+  std::lock_guard lock(sink_mu_);
+  if (sink_ != nullptr) sink_->Send(std::move(message));
+}
+
+void LiveSessionHost::SendDone(const std::string& session_id, uint32_t command_id,
+                               const std::string& status, const std::string& error,
+                               const std::string& cwd, const LiveCommandOutcome* outcome) {
+  quell::v1::AgentMessage m;
+  quell::v1::LiveOutput* o = m.mutable_live_output();
+  o->set_session_id(session_id);
+  o->set_command_id(command_id);
+  o->set_done(true);
+  o->set_status(status);
+  o->set_error(ValidUtf8(error));
+  o->set_cwd(ValidUtf8(cwd));
+  if (outcome != nullptr && !outcome->artifact_name.empty()) {
+    o->set_artifact_name(outcome->artifact_name);
+    o->set_artifact_size(outcome->artifact_size);
+    o->set_artifact_sha256(outcome->artifact_sha256);
+  }
+  Send(std::move(m));
+}
+
+size_t LiveSessionHost::open_sessions() const {
+  std::lock_guard lock(mu_);
+  return sessions_.size();
+}
+
+Result<uint32_t> LiveSessionHost::RunSession(const std::string& session_id, std::stop_token stop,
+                                             const std::function<void()>& opened) {
+  auto session = std::make_shared<Session>(session_id, options_);
+  {
+    std::lock_guard lock(mu_);
+    if (!sessions_.emplace(session_id, session).second) {
+      return AlreadyExists("live response session " + session_id + " is already open");
+    }
+  }
+  Log()->info("session={} opened", session_id);
+  opened();
+  std::vector<std::jthread> threads;
+  bool by_server = false;
+  uint32_t received = 0;
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, stop, [&] { return session->ended; });
+    session->ended = true;
+    for (auto& [cid, cmd] : session->commands) {
+      if (cmd->finished) continue;
+      int expected = kRunning;
+      cmd->why.compare_exchange_strong(expected, kCancelledByUser);
+      cmd->stop.request_stop();
+    }
+    // Unbounded on purpose: every command honours its stop token, and its thread refers to
+    // the session.
+    cv_.wait(lock, [&] {
+      return std::all_of(session->commands.begin(), session->commands.end(),
+                         [](const auto& kv) { return kv.second->finished; });
+    });
+    for (auto& [cid, cmd] : session->commands) threads.push_back(std::move(cmd->thread));
+    session->commands.clear();
+    sessions_.erase(session_id);
+    by_server = session->ended_by_server;
+    received = session->received;
+  }
+  threads.clear();
+  Log()->info("session={} closed ({}) after {} commands", session_id,
+              by_server ? "ended by the server" : "cancelled", received);
+  if (!by_server) return Cancelled("live response session cancelled");
+  return received;
+}
+
+void LiveSessionHost::OnCommand(const quell::v1::LiveCommand& command) {
+  std::vector<std::jthread> finished;  // joined outside the lock
+  std::unique_lock lock(mu_);
+  auto it = sessions_.find(command.session_id());
+  if (it == sessions_.end() || it->second->ended) {
+    lock.unlock();
+    SendDone(command.session_id(), command.command_id(), "Failed",
+             "no open session " + command.session_id() + " on this device", "");
+    return;
+  }
+  std::shared_ptr<Session> session = it->second;
+  for (auto c = session->commands.begin(); c != session->commands.end();) {
+    if (c->second->finished) {
+      finished.push_back(std::move(c->second->thread));
+      c = session->commands.erase(c);
+    } else {
+      ++c;
+    }
+  }
+  if (session->commands.contains(command.command_id())) {
+    const std::string cwd = session->shell.cwd();
+    lock.unlock();
+    SendDone(command.session_id(), command.command_id(), "Failed",
+             "command " + std::to_string(command.command_id()) + " is already running", cwd);
+    return;
+  }
+  ++session->received;
+  auto cmd = std::make_shared<Command>();
+  cmd->id = command.command_id();
+  const std::chrono::seconds limit = command.time_limit_seconds() == 0
+                                         ? kDefaultTimeLimit
+                                         : std::chrono::seconds(command.time_limit_seconds());
+  cmd->deadline = SteadyClock::now() + limit;
+  session->commands[cmd->id] = cmd;
+  Log()->info("session={} command={} by {}: {}", session->id, cmd->id, command.requested_by(),
+              command.argv_size() > 0 ? command.argv(0) : "");
+  cmd->thread = std::jthread([this, session, cmd, command] { RunCommand(session, cmd, command); });
+  ++commands_started_;
+  cv_.notify_all();
+}
+
+void LiveSessionHost::OnCancel(const quell::v1::LiveCancel& cancel) {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(cancel.session_id());
+  if (it == sessions_.end()) {
+    Log()->info("cancel for session {} which is not open", cancel.session_id());
+    return;
+  }
+  Session& session = *it->second;
+  if (cancel.command_id() == 0) {
+    session.ended = true;
+    session.ended_by_server = true;
+    cv_.notify_all();
+    return;
+  }
+  auto c = session.commands.find(cancel.command_id());
+  if (c == session.commands.end() || c->second->finished) return;
+  int expected = kRunning;
+  c->second->why.compare_exchange_strong(expected, kCancelledByUser);
+  c->second->stop.request_stop();
+}
+
+void LiveSessionHost::RunCommand(std::shared_ptr<Session> session, std::shared_ptr<Command> cmd,
+                                 quell::v1::LiveCommand request) {
+  LiveCommandRequest req{
+      .session_id = request.session_id(),
+      .command_id = request.command_id(),
+      .argv = {request.argv().begin(), request.argv().end()},
+      .json = request.output_format() == "json",
+      .requested_by = request.requested_by(),
+      .library_sha256 = request.library_sha256(),
+      .library_size = request.library_size(),
+      .time_limit = request.time_limit_seconds() == 0
+                        ? std::chrono::milliseconds(kDefaultTimeLimit)
+                        : std::chrono::milliseconds(request.time_limit_seconds() * 1000ull),
+  };
+  std::string pending;  // valid UTF-8 not yet sent
+  std::string carry;    // an incomplete UTF-8 sequence at the end of the last piece
+  uint64_t total = 0;
+  bool truncated = false;
+  auto flush = [&](bool all) {
+    while (!pending.empty() && (all || pending.size() >= kMaxLiveChunkBytes)) {
+      size_t n = std::min(pending.size(), kMaxLiveChunkBytes);
+      // Never split a UTF-8 sequence between two chunks.
+      while (n < pending.size() && n > 0 && (static_cast<unsigned char>(pending[n]) & 0xC0) == 0x80) --n;
+      quell::v1::AgentMessage m;
+      m.mutable_live_output()->set_session_id(req.session_id);
+      m.mutable_live_output()->set_command_id(req.command_id);
+      m.mutable_live_output()->set_text(pending.substr(0, n));
+      Send(std::move(m));
+      pending.erase(0, n);
+    }
+  };
+  auto out = [&](std::string_view text) {
+    if (truncated) return;
+    if (total + text.size() > options_.max_output_bytes) {
+      text = text.substr(0, options_.max_output_bytes - total);
+      truncated = true;
+    }
+    total += text.size();
+    std::string piece = carry + std::string(text);
+    carry.clear();
+    // Keep a trailing partial sequence (up to 3 bytes) for the next piece.
+    size_t keep = 0;
+    for (size_t k = 1; k <= 3 && k <= piece.size(); ++k) {
+      const auto b = static_cast<unsigned char>(piece[piece.size() - k]);
+      if ((b & 0xC0) == 0x80) continue;
+      const size_t len = (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 1;
+      if (len > k) keep = k;
+      break;
+    }
+    carry = piece.substr(piece.size() - keep);
+    piece.resize(piece.size() - keep);
+    pending += ValidUtf8(piece);
+    if (truncated) {
+      pending += ValidUtf8(carry);
+      carry.clear();
+      pending += "\n[output cut at " + std::to_string(options_.max_output_bytes) + " bytes]\n";
+    }
+    flush(false);
+  };
+
+  LiveCommandOutcome outcome = session->shell.Execute(req, cmd->stop.get_token(), out);
+  pending += ValidUtf8(carry);
+  flush(true);
+  std::string status = "Completed";
+  std::string error;
+  if (!outcome.status.ok()) {
+    const int why = cmd->why.load();
+    // The script runner's own limit is the same one: either may fire first.
+    if (why == kTimedOut || (why == kRunning && outcome.status.code() == StatusCode::kDeadlineExceeded)) {
+      status = "TimedOut";
+      error = "timed out after " + std::to_string(request.time_limit_seconds() == 0
+                                                      ? kDefaultTimeLimit.count()
+                                                      : request.time_limit_seconds()) +
+              " s";
+    } else if (why == kCancelledByUser || outcome.status.code() == StatusCode::kCancelled) {
+      status = "Cancelled";
+      error = "cancelled";
+    } else {
+      status = "Failed";
+      error = outcome.status.message();
+    }
+  }
+  Log()->info("session={} command={} {}{}{}", req.session_id, req.command_id, status,
+              error.empty() ? "" : ": ", error);
+  SendDone(req.session_id, req.command_id, status, error, session->shell.cwd(), &outcome);
+  std::lock_guard lock(mu_);
+  cmd->finished = true;
+  cv_.notify_all();
+}
+
+void LiveSessionHost::TimerLoop(std::stop_token stop) {
+  std::unique_lock lock(mu_);
+  while (!stop.stop_requested()) {
+    const auto now = SteadyClock::now();
+    auto next = now + std::chrono::hours(1);
+    for (auto& [sid, session] : sessions_) {
+      for (auto& [cid, cmd] : session->commands) {
+        if (cmd->finished || cmd->why.load() != kRunning) continue;
+        if (cmd->deadline <= now) {
+          int expected = kRunning;
+          if (cmd->why.compare_exchange_strong(expected, kTimedOut)) cmd->stop.request_stop();
+        } else {
+          next = std::min(next, cmd->deadline);
+        }
+      }
+    }
+    const uint64_t started = commands_started_;
+    cv_.wait_until(lock, stop, next, [&] { return commands_started_ != started; });
+  }
+}
+
+}  // namespace quell::agent::live
