@@ -3,6 +3,7 @@
 
 #include "cli/cli_context.h"
 #include "cli/indicator_commands.h"
+#include "cli/live_command.h"
 
 int main(int argc, char** argv) {
   quell::cli::CliContext ctx;
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   quell::cli::AddCollectCommands(app, ctx, exit_code);
   quell::cli::AddAlertCommands(app, ctx, exit_code);
   quell::cli::AddIndicatorCommands(app, ctx, exit_code);
+  quell::cli::AddLiveCommand(app, ctx, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }
