@@ -24,6 +24,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev clang
   osslsigncode  # signs test PE files for the Authenticode (certificate indicator) tests
   python3 python3-pytest iproute2 iputils-ping netcat-openbsd socat curl util-linux procps
+  python3-pexpect  # drives `quell live` through a pseudo-terminal in the e2e tests
 )
 
 missing=()

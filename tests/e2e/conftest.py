@@ -23,6 +23,7 @@ ECHO_PORT = 7000        # TCP+UDP echo on every peer-like host
 SELECTIVE_PORT = 22     # the destination Selective isolation allows (victim -> peer)
 FINAL_STATES = {"Succeeded", "Failed", "TimeOut", "Cancelled"}
 DOWNLOAD_LINK_LIFETIME = 20  # seconds; short, so that tests can watch a link expire
+LIVE_IDLE_TIMEOUT = 10  # seconds; short, so that a test can watch an idle session close
 
 _active_env = None
 
@@ -71,7 +72,10 @@ class Env:
         self.server = Server(self.bins.server, os.path.join(self.base_dir, "server"),
                              heartbeat_interval_seconds=2,
                              extra_args=["--download-link-lifetime-seconds",
-                                         str(DOWNLOAD_LINK_LIFETIME)]).start()
+                                         str(DOWNLOAD_LINK_LIFETIME),
+                                         "--live-response-idle-timeout-seconds",
+                                         str(LIVE_IDLE_TIMEOUT)]).start()
+        self.live_idle_timeout = LIVE_IDLE_TIMEOUT
         self.admin_token = self.server.create_token("e2e-admin", "admin")
         self.viewer_token = self.server.create_token("e2e-viewer", "viewer")
         self.api = self.server.api(self.admin_token)

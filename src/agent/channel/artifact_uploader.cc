@@ -66,6 +66,9 @@ Result<UploadedArtifact> ArtifactUploader::Upload(const std::string& action_id,
     }
     uint64_t offset = where.offset();
     if (offset > total) offset = 0;  // cannot be ours; the digest check will settle it
+    if (offset > 0) {
+      Log()->info("action={} resuming {} at byte {} of {}", action_id, name, offset, total);
+    }
     grpc::ClientContext context;
     quell::v1::UploadReply reply;
     auto writer = stub.Upload(&context, &reply);
