@@ -8,28 +8,34 @@
 
 namespace quell::cli {
 
+Result<ApiClientOptions> ResolveClientOptions(const CliContext& ctx) {
+  const char* home = std::getenv("HOME");
+  QUELL_ASSIGN_OR_RETURN(
+      CliSettings settings,
+      ResolveCliSettings({.flag_server = ctx.flag_server,
+                          .flag_token = ctx.flag_token,
+                          .flag_ca = ctx.flag_ca,
+                          .getenv = [](const char* name) -> std::optional<std::string> {
+                            const char* v = std::getenv(name);
+                            if (v == nullptr) return std::nullopt;
+                            return std::string(v);
+                          },
+                          .read_file = [](const std::string& path) { return ReadFile(path); },
+                          .home = home ? home : ""}));
+  return ApiClientOptions{.base_url = settings.server,
+                          .token = settings.token,
+                          .ca_file = settings.ca_file,
+                          .insecure = ctx.insecure};
+}
+
 ApiClient* Client(CliContext& ctx) {
   if (ctx.client) return &*ctx.client;
-  const char* home = std::getenv("HOME");
-  Result<CliSettings> settings = ResolveCliSettings(
-      {.flag_server = ctx.flag_server,
-       .flag_token = ctx.flag_token,
-       .flag_ca = ctx.flag_ca,
-       .getenv = [](const char* name) -> std::optional<std::string> {
-         const char* v = std::getenv(name);
-         if (v == nullptr) return std::nullopt;
-         return std::string(v);
-       },
-       .read_file = [](const std::string& path) { return ReadFile(path); },
-       .home = home ? home : ""});
-  if (!settings.ok()) {
-    ctx.err << "error: " << settings.status().message() << "\n";
+  Result<ApiClientOptions> options = ResolveClientOptions(ctx);
+  if (!options.ok()) {
+    ctx.err << "error: " << options.status().message() << "\n";
     return nullptr;
   }
-  ctx.client.emplace(ApiClientOptions{.base_url = settings->server,
-                                      .token = settings->token,
-                                      .ca_file = settings->ca_file,
-                                      .insecure = ctx.insecure});
+  ctx.client.emplace(std::move(*options));
   return &*ctx.client;
 }
 

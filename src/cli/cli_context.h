@@ -37,6 +37,10 @@ struct CallResult {
   nlohmann::json body;  // the parsed JSON answer when exit_code == 0
 };
 
+// The server, token, CA file and TLS choice from the flags, the environment or the config file
+// (cli_config.h), for a client of its own (e.g. a WebSocket); an error when not configured.
+Result<ApiClientOptions> ResolveClientOptions(const CliContext& ctx);
+
 // The client, created on first use; prints why and returns nullptr when the CLI is not
 // configured.
 ApiClient* Client(CliContext& ctx);

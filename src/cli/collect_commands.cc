@@ -2,8 +2,6 @@
 // the collection, then downloads the package with progress and checks its SHA-256.
 // quell actions package <action-id> [-o file.zip]: downloads the package of an earlier
 // collection again (each call gets a fresh short-lived link).
-#include <fcntl.h>
-
 #include <cctype>
 #include <filesystem>
 #include <memory>
@@ -12,8 +10,7 @@
 #include "cli/action_progress.h"
 #include "cli/api_client.h"
 #include "cli/cli_context.h"
-#include "common/hash.h"
-#include "common/unique_fd.h"
+#include "cli/downloads.h"
 
 namespace quell::cli {
 namespace {
@@ -27,20 +24,6 @@ struct CollectFlags {
   bool force = false;
   int wait_seconds = 3600;
 };
-
-// The path of a download link, to fetch through the configured server.
-std::string LinkTarget(const std::string& link) {
-  if (link.starts_with("/")) return link;
-  size_t scheme = link.find("://");
-  size_t slash = scheme == std::string::npos ? std::string::npos : link.find('/', scheme + 3);
-  return slash == std::string::npos ? "" : link.substr(slash);
-}
-
-std::string HumanSize(uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  return buf;
-}
 
 // Gets a link for the package of `action_id`, downloads it to `output` (a default name when
 // empty) and checks its digest. Returns the exit code.
@@ -66,38 +49,29 @@ int DownloadPackage(CliContext& ctx, const std::string& action_id, std::string o
   }
   ApiClient* client = Client(ctx);
   if (client == nullptr) return kExitTransport;
-  ByteProgress progress(ctx, "downloading");
-  Result<ApiResponse> got = client->Download(
-      target, output, [&](uint64_t received, uint64_t total) { progress.Update(received, total); });
-  progress.Done();
-  if (!got.ok()) {
-    ctx.err << "error: " << got.status().message() << "\n";
-    return kExitTransport;
-  }
-  if (got->status / 100 != 2) {
-    nlohmann::json body = nlohmann::json::parse(got->body, nullptr, false);
-    std::string message = body.is_object() && body.contains("error")
-                              ? Field(body["error"], "message")
-                              : got->body.substr(0, 200);
-    ctx.err << "error: download refused: " << message << " (HTTP " << got->status << ")\n";
-    return kExitApiError;
-  }
-  UniqueFd fd(::open(output.c_str(), O_RDONLY | O_CLOEXEC));
-  Result<FileHashes> hashes = fd ? HashFd(fd.get()) : Result<FileHashes>(Internal("cannot open"));
   const std::string expected = Field(uri.body, "sha256");
-  if (!hashes.ok() || hashes->sha256 != expected) {
-    std::filesystem::remove(output, ec);
-    ctx.err << "error: the downloaded package does not match its SHA-256 " << expected
-            << "; it was removed. Try again.\n";
-    return kExitApiError;
+  VerifiedDownload got = DownloadVerified(ctx, *client, target, output, "downloading", expected);
+  switch (got.outcome) {
+    case VerifiedDownload::Outcome::kSaved:
+      break;
+    case VerifiedDownload::Outcome::kTransportError:
+      ctx.err << "error: " << got.error << "\n";
+      return kExitTransport;
+    case VerifiedDownload::Outcome::kRefused:
+      ctx.err << "error: " << got.error << "\n";
+      return kExitApiError;
+    case VerifiedDownload::Outcome::kDigestMismatch:
+      ctx.err << "error: the downloaded package does not match its SHA-256 " << expected
+              << "; it was removed. Try again.\n";
+      return kExitApiError;
   }
-  if (PrintJsonIfAsked(ctx, {{"file", output}, {"sha256", hashes->sha256},
-                             {"size", hashes->size}, {"action", action}})) {
+  if (PrintJsonIfAsked(ctx, {{"file", output}, {"sha256", got.hashes.sha256},
+                             {"size", got.hashes.size}, {"action", action}})) {
     return 0;
   }
   const nlohmann::json& result = action.contains("result") ? action["result"] : nlohmann::json();
-  ctx.out << "package saved to " << output << " (" << HumanSize(hashes->size) << ", sha256 "
-          << hashes->sha256 << ")\n";
+  ctx.out << "package saved to " << output << " (" << HumanSize(got.hashes.size) << ", sha256 "
+          << got.hashes.sha256 << ")\n";
   if (result.is_object()) {
     ctx.out << result.value("artifactCount", 0) << " files collected, "
             << result.value("failureCount", 0) << " items not collected (see "

@@ -20,11 +20,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/action_progress.h"
+#include "cli/downloads.h"
 #include "cli/line_editor.h"
 #include "cli/live_render.h"
-#include "common/files.h"
-#include "common/hash.h"
 #include "common/unique_fd.h"
 
 namespace quell::cli {
@@ -508,39 +506,25 @@ void LiveSession::FetchArtifact(int64_t command_id, const json& done) {
     all_completed_ = false;
     return;
   }
-  std::error_code ignored;
-  ByteProgress progress(ctx_, "downloading " + *name);
-  Result<ApiResponse> got = client->Download(
-      target, *path, [&](uint64_t received, uint64_t total) { progress.Update(received, total); });
-  progress.Done();
-  std::string failure;
-  if (!got.ok()) {
-    failure = got.status().message();
-  } else if (got->status / 100 != 2) {
-    json body = json::parse(got->body, nullptr, false);
-    failure = "download refused: " +
-              (body.is_object() && body.contains("error") ? JsonString(body["error"], "message")
-                                                          : got->body.substr(0, 200)) +
-              " (HTTP " + std::to_string(got->status) + ")";
-  }
-  if (!failure.empty()) {
-    std::filesystem::remove(*path, ignored);
-    Notice("error: " + failure, true);
-    all_completed_ = false;
-    return;
-  }
-  UniqueFd fd(::open(path->c_str(), O_RDONLY | O_CLOEXEC));
-  Result<FileHashes> hashes = fd ? HashFd(fd.get()) : Result<FileHashes>(ErrnoStatus("open " + *path));
-  std::string expected = JsonString(link.body, "sha256", JsonString(artifact, "sha256"));
-  if (!hashes.ok() || hashes->sha256 != expected) {
-    std::filesystem::remove(*path, ignored);
+  const std::string expected = JsonString(link.body, "sha256", JsonString(artifact, "sha256"));
+  VerifiedDownload got =
+      DownloadVerified(ctx_, *client, target, *path, "downloading " + *name, expected);
+  if (got.outcome == VerifiedDownload::Outcome::kDigestMismatch) {
     Notice("error: " + *path + " does not match its SHA-256 " + expected +
                "; it was removed. Fetch it again with getfile.",
            true);
     all_completed_ = false;
     return;
   }
-  Notice("saved " + *path + " (" + HumanSize(hashes->size) + ", sha256 " + hashes->sha256 + ")",
+  if (got.outcome != VerifiedDownload::Outcome::kSaved) {
+    std::error_code ignored;
+    std::filesystem::remove(*path, ignored);  // the file ReserveDownloadPath made
+    Notice("error: " + got.error, true);
+    all_completed_ = false;
+    return;
+  }
+  Notice("saved " + *path + " (" + HumanSize(got.hashes.size) + ", sha256 " +
+             got.hashes.sha256 + ")",
          false);
 }
 
@@ -604,30 +588,10 @@ struct LiveFlags {
   std::string download_dir = ".";
 };
 
-Result<ApiClientOptions> ClientOptions(CliContext& ctx) {
-  const char* home = std::getenv("HOME");
-  QUELL_ASSIGN_OR_RETURN(
-      CliSettings settings,
-      ResolveCliSettings({.flag_server = ctx.flag_server,
-                          .flag_token = ctx.flag_token,
-                          .flag_ca = ctx.flag_ca,
-                          .getenv = [](const char* name) -> std::optional<std::string> {
-                            const char* v = std::getenv(name);
-                            if (v == nullptr) return std::nullopt;
-                            return std::string(v);
-                          },
-                          .read_file = [](const std::string& path) { return ReadFile(path); },
-                          .home = home ? home : ""}));
-  return ApiClientOptions{.base_url = settings.server,
-                          .token = settings.token,
-                          .ca_file = settings.ca_file,
-                          .insecure = ctx.insecure};
-}
-
 int RunLive(CliContext& ctx, const LiveFlags& flags) {
   const std::string machine_id = ResolveMachineId(ctx, flags.machine);
   if (machine_id.empty()) return kExitApiError;
-  Result<ApiClientOptions> options = ClientOptions(ctx);
+  Result<ApiClientOptions> options = ResolveClientOptions(ctx);
   if (!options.ok()) {
     ctx.err << "error: " << options.status().message() << "\n";
     return kExitTransport;

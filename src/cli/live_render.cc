@@ -172,25 +172,4 @@ std::string EscapeControls(const std::string& text) {
   return out;
 }
 
-std::string LinkTarget(const std::string& link) {
-  if (link.starts_with("/")) return link;
-  size_t scheme = link.find("://");
-  size_t slash = scheme == std::string::npos ? std::string::npos : link.find('/', scheme + 3);
-  return slash == std::string::npos ? "" : link.substr(slash);
-}
-
-std::string HumanSize(uint64_t bytes) {
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes) / 1024;
-  int unit = 0;
-  while (value >= 1024 && unit < 3) {
-    value /= 1024;
-    ++unit;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %s", value, units[unit]);
-  return buf;
-}
-
 }  // namespace quell::cli

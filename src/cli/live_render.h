@@ -44,13 +44,6 @@ std::optional<std::string> SafeBaseName(const std::string& remote_path);
 // or removes it.
 Result<std::string> ReserveDownloadPath(const std::string& dir, const std::string& name);
 
-// The path (and query) of a download link, to fetch through the configured server; "" when
-// the link has none.
-std::string LinkTarget(const std::string& link);
-
-// "512 B", "1.5 KiB", "3.2 MiB", "1.1 GiB".
-std::string HumanSize(uint64_t bytes);
-
 // Text from the device made harmless for a terminal: output, file and process names are
 // under an attacker's control on a compromised host, and escape sequences in them could
 // rewrite the screen or the terminal's settings. Keeps newline and tab; shows other control

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli/downloads.h"
 #include "common/testing/temp_dir.h"
 
 namespace quell::cli {

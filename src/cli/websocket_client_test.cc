@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -27,11 +28,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_context.h"
+#include "cli/downloads.h"
 #include "cli/live_command.h"
 #include "common/files.h"
 #include "common/hash.h"
-#include "common/pki.h"
 #include "common/testing/temp_dir.h"
+#include "common/testing/test_pki.h"
 
 namespace quell::cli {
 namespace {
@@ -54,12 +56,11 @@ const std::string kFileData = "remote file contents\n";
 class FakeLiveServer {
  public:
   FakeLiveServer() {
-    auto ca = pki::CreateCertificateAuthority("Quell Test CA", 1);
-    auto cert = pki::CreateServerCertificate(*ca, "quell-server", {"127.0.0.1"}, 1);
+    const testing::TestPki pki = testing::MakeTestPki();
     ca_file_ = dir_ / "ca.pem";
-    std::ofstream(ca_file_) << ca->cert_pem;
-    tls_.use_certificate_chain(asio::buffer(cert->cert_pem));
-    tls_.use_private_key(asio::buffer(cert->key_pem), asio::ssl::context::pem);
+    std::ofstream(ca_file_) << pki.ca.cert_pem;
+    tls_.use_certificate_chain(asio::buffer(pki.server.cert_pem));
+    tls_.use_private_key(asio::buffer(pki.server.key_pem), asio::ssl::context::pem);
     acceptor_.open(tcp::v4());
     acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
     acceptor_.listen();
@@ -355,6 +356,35 @@ std::vector<std::string> SentLines(FakeLiveServer& server) {
     lines.push_back(m.value("type", "") + (m.contains("line") ? " " + m.value("line", "") : ""));
   }
   return lines;
+}
+
+// The download and digest check `quell live` (getfile) and `quell machine collect` share.
+TEST(DownloadVerifiedTest, SavesAMatchingFileAndRemovesOneThatDoesNotMatch) {
+  FakeLiveServer server;
+  testing::TempDir dir;
+  std::ostringstream out, err;
+  CliContext ctx{.out = out, .err = err};
+  const ApiClient client(server.Options());
+  using Outcome = VerifiedDownload::Outcome;
+
+  VerifiedDownload saved =
+      DownloadVerified(ctx, client, LinkTarget(server.Url() + "/dl/blob?sig=x"), dir / "a",
+                       "downloading", Sha256Hex(kFileData));
+  ASSERT_EQ(saved.outcome, Outcome::kSaved) << saved.error;
+  EXPECT_EQ(saved.hashes.sha256, Sha256Hex(kFileData));
+  EXPECT_EQ(saved.hashes.size, kFileData.size());
+  EXPECT_EQ(ReadFile(dir / "a").value(), kFileData);
+
+  VerifiedDownload bad = DownloadVerified(ctx, client, "/dl/blob?sig=x", dir / "b", "downloading",
+                                          Sha256Hex("something else"));
+  EXPECT_EQ(bad.outcome, Outcome::kDigestMismatch);
+  EXPECT_FALSE(std::filesystem::exists(dir / "b"));
+
+  VerifiedDownload refused =
+      DownloadVerified(ctx, client, "/dl/gone", dir / "c", "downloading", Sha256Hex(kFileData));
+  EXPECT_EQ(refused.outcome, Outcome::kRefused);
+  EXPECT_EQ(refused.error, "download refused: no such route (HTTP 404)");
+  EXPECT_FALSE(std::filesystem::exists(dir / "c"));
 }
 
 TEST(LiveSessionScriptTest, RunsEachLineInTurnAndSavesFetchedFiles) {

@@ -96,4 +96,15 @@ Status RemoveFile(const std::string& path) {
   return Status::Ok();
 }
 
+std::string FileTypeName(mode_t mode) {
+  if (S_ISREG(mode)) return "file";
+  if (S_ISDIR(mode)) return "directory";
+  if (S_ISLNK(mode)) return "symlink";
+  if (S_ISFIFO(mode)) return "fifo";
+  if (S_ISSOCK(mode)) return "socket";
+  if (S_ISCHR(mode)) return "char-device";
+  if (S_ISBLK(mode)) return "block-device";
+  return "other";
+}
+
 }  // namespace quell

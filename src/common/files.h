@@ -2,6 +2,8 @@
 // crash never leaves a half-written state or config file behind.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -21,5 +23,9 @@ Status MakeDirs(const std::string& path, unsigned mode = 0700);
 Result<std::vector<std::string>> ListFiles(const std::string& dir);
 
 Status RemoveFile(const std::string& path);  // a missing file is not an error
+
+// The file type of a st_mode, as the investigation package and the live shell name it:
+// "file", "directory", "symlink", "fifo", "socket", "char-device", "block-device", "other".
+std::string FileTypeName(mode_t mode);
 
 }  // namespace quell

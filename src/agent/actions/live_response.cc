@@ -15,6 +15,7 @@
 #include "common/hash.h"
 #include "common/logging.h"
 #include "common/unique_fd.h"
+#include "common/utf8.h"
 
 namespace quell::agent {
 namespace {
@@ -60,35 +61,9 @@ std::string Describe(const LiveCommand& c) {
   return c.type + " " + LibraryName(c);
 }
 
-// Replaces what is not valid UTF-8 (stray bytes, overlong forms, surrogates, a sequence cut at
-// the end) with U+FFFD: script output is arbitrary bytes, and JSON strings must be UTF-8.
+// Script output is arbitrary bytes, and JSON strings must be UTF-8.
 std::string ValidUtf8(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  size_t i = 0;
-  while (i < in.size()) {
-    const auto b = static_cast<unsigned char>(in[i]);
-    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
-    bool ok = len > 0 && i + len <= in.size();
-    uint32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
-    for (size_t k = 1; ok && k < len; ++k) {
-      const auto c = static_cast<unsigned char>(in[i + k]);
-      ok = (c & 0xC0) == 0x80;
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    if (ok) {
-      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-      ok = cp >= kMin[len] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-    }
-    if (ok) {
-      out.append(in.substr(i, len));
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
+  return quell::ValidUtf8(in, InvalidUtf8::kReplacementCharacter);
 }
 
 std::string Seconds(std::chrono::milliseconds d) {

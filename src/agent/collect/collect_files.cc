@@ -19,6 +19,7 @@
 #include "agent/quarantine/file_state.h"
 #include "agent/quarantine/persistence.h"
 #include "common/clock.h"
+#include "common/files.h"
 #include "common/unique_fd.h"
 
 namespace quell::agent::collect::files {
@@ -155,16 +156,7 @@ FileDigest DigestFile(const std::string& path, uint64_t max_bytes) {
   return DigestAt(AT_FDCWD, path.c_str(), max_bytes);
 }
 
-std::string TypeName(mode_t mode) {
-  if (S_ISREG(mode)) return "file";
-  if (S_ISDIR(mode)) return "directory";
-  if (S_ISLNK(mode)) return "symlink";
-  if (S_ISFIFO(mode)) return "fifo";
-  if (S_ISSOCK(mode)) return "socket";
-  if (S_ISCHR(mode)) return "char-device";
-  if (S_ISBLK(mode)) return "block-device";
-  return "other";
-}
+std::string TypeName(mode_t mode) { return FileTypeName(mode); }
 
 std::string OctalMode(mode_t mode) {
   char buf[8];

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/utf8.h"
 
 namespace quell::agent::live {
 namespace {
@@ -19,38 +20,10 @@ constexpr std::chrono::seconds kDefaultTimeLimit{120};
 
 enum Why : int { kRunning = 0, kCancelledByUser = 1, kTimedOut = 2 };
 
-// Bytes that are not valid UTF-8 become "\xNN": LiveOutput.text is a proto3 string, which the
-// receiver refuses to parse unless it is valid UTF-8.
+// LiveOutput.text is a proto3 string, which the receiver refuses to parse unless it is valid
+// UTF-8; "\xNN" keeps the original bytes visible to the analyst.
 std::string ValidUtf8(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  size_t i = 0;
-  while (i < in.size()) {
-    const auto b = static_cast<unsigned char>(in[i]);
-    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
-    bool ok = len > 0 && i + len <= in.size();
-    uint32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
-    for (size_t k = 1; ok && k < len; ++k) {
-      const auto c = static_cast<unsigned char>(in[i + k]);
-      ok = (c & 0xC0) == 0x80;
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    if (ok) {
-      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-      ok = cp >= kMin[len] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-    }
-    if (ok) {
-      out.append(in.substr(i, len));
-      i += len;
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[b >> 4];
-      out += kHex[b & 0xF];
-      ++i;
-    }
-  }
-  return out;
+  return quell::ValidUtf8(in, InvalidUtf8::kHexEscape);
 }
 
 }  // namespace
@@ -258,9 +231,7 @@ void LiveSessionHost::RunCommand(std::shared_ptr<Session> session, std::shared_p
   bool truncated = false;
   auto flush = [&](bool all) {
     while (!pending.empty() && (all || pending.size() >= kMaxLiveChunkBytes)) {
-      size_t n = std::min(pending.size(), kMaxLiveChunkBytes);
-      // Never split a UTF-8 sequence between two chunks.
-      while (n < pending.size() && n > 0 && (static_cast<unsigned char>(pending[n]) & 0xC0) == 0x80) --n;
+      const size_t n = Utf8ChunkSize(pending, kMaxLiveChunkBytes);
       quell::v1::AgentMessage m;
       m.mutable_live_output()->set_session_id(req.session_id);
       m.mutable_live_output()->set_command_id(req.command_id);
@@ -278,15 +249,8 @@ void LiveSessionHost::RunCommand(std::shared_ptr<Session> session, std::shared_p
     total += text.size();
     std::string piece = carry + std::string(text);
     carry.clear();
-    // Keep a trailing partial sequence (up to 3 bytes) for the next piece.
-    size_t keep = 0;
-    for (size_t k = 1; k <= 3 && k <= piece.size(); ++k) {
-      const auto b = static_cast<unsigned char>(piece[piece.size() - k]);
-      if ((b & 0xC0) == 0x80) continue;
-      const size_t len = (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 1;
-      if (len > k) keep = k;
-      break;
-    }
+    // Keep a trailing partial sequence for the next piece.
+    const size_t keep = IncompleteUtf8Tail(piece);
     carry = piece.substr(piece.size() - keep);
     piece.resize(piece.size() - keep);
     pending += ValidUtf8(piece);

@@ -58,17 +58,6 @@ std::string Permissions(mode_t mode) {
   return s;
 }
 
-std::string TypeName(mode_t mode) {
-  if (S_ISREG(mode)) return "file";
-  if (S_ISDIR(mode)) return "directory";
-  if (S_ISLNK(mode)) return "symlink";
-  if (S_ISFIFO(mode)) return "fifo";
-  if (S_ISSOCK(mode)) return "socket";
-  if (S_ISCHR(mode)) return "char-device";
-  if (S_ISBLK(mode)) return "block-device";
-  return "unknown";
-}
-
 std::string UserName(uid_t uid) {
   struct passwd pw {};
   struct passwd* found = nullptr;
@@ -188,7 +177,7 @@ struct Entry {
 
 Json EntryJson(const Entry& e) {
   Json j = {{"name", Printable(e.name)},
-            {"type", TypeName(e.st.st_mode)},
+            {"type", FileTypeName(e.st.st_mode)},
             {"mode", Permissions(e.st.st_mode)},
             {"owner", UserName(e.st.st_uid)},
             {"group", GroupName(e.st.st_gid)},
@@ -377,7 +366,7 @@ Status LiveShell::FileInfo(Ctx& c) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return ErrnoStatus("fileinfo " + Printable(path));
   Json info = {{"path", Printable(path)},
-               {"type", TypeName(st.st_mode)},
+               {"type", FileTypeName(st.st_mode)},
                {"size", static_cast<uint64_t>(st.st_size)},
                {"mode", Permissions(st.st_mode)},
                {"modeOctal", [&] {
@@ -481,7 +470,7 @@ Status LiveShell::FindFile(Ctx& c) {
       }
       ++found;
       Json m = {{"path", Printable(full)},
-                {"type", TypeName(est.st_mode)},
+                {"type", FileTypeName(est.st_mode)},
                 {"size", static_cast<uint64_t>(est.st_size)},
                 {"mtime", TimeIso(est.st_mtim)}};
       if (c.req.json) {

@@ -36,8 +36,6 @@ std::string Table(const std::vector<std::string>& header,
                   const std::vector<std::vector<std::string>>& rows);
 // "-rwxr-xr-x", "drwxrwxrwt", "lrwxrwxrwx", with s/S/t/T.
 std::string Permissions(mode_t mode);
-// "file", "directory", "symlink", "fifo", "socket", "char-device", "block-device".
-std::string TypeName(mode_t mode);
 std::string UserName(uid_t uid);
 std::string GroupName(gid_t gid);
 std::string TimeIso(const struct timespec& ts);

@@ -13,14 +13,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include <spdlog/sinks/ostream_sink.h>
 
 #include <chrono>
 #include <sstream>
 
 #include "common/files.h"
-#include "common/logging.h"
-#include "common/pki.h"
+#include "common/testing/log_capture.h"
+#include "common/testing/test_pki.h"
 #include "common/testing/temp_dir.h"
 
 namespace quell::server::http {
@@ -31,19 +30,6 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using RawResponse = bhttp::response<bhttp::string_body>;
-
-struct TestPki {
-  pki::KeyAndCert ca;
-  pki::KeyAndCert server;
-};
-
-TestPki MakePki() {
-  auto ca = pki::CreateCertificateAuthority("Quell Test CA", 1);
-  EXPECT_TRUE(ca.ok()) << ca.status().ToString();
-  auto server = pki::CreateServerCertificate(*ca, "quell-server", {"127.0.0.1", "localhost"}, 1);
-  EXPECT_TRUE(server.ok()) << server.status().ToString();
-  return {*ca, *server};
-}
 
 // A blocking TLS client with full control over the bytes, for what ApiClient cannot do:
 // keep-alive, malformed requests, stalling.
@@ -87,7 +73,7 @@ class RawClient {
 class HttpsServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    pki_ = MakePki();
+    pki_ = testing::MakeTestPki();
     router_.Add("GET", "/api/ping", [](Request&) { return Response::Json(200, {{"pong", true}}); });
     router_.Add("POST", "/api/echo", [](Request& request) {
       return Response::Json(201, {{"method", request.method},
@@ -117,7 +103,7 @@ class HttpsServerTest : public ::testing::Test {
     EXPECT_EQ(client.RoundTrip("GET", "/api/ping").result_int(), 200u);
   }
 
-  TestPki pki_;
+  testing::TestPki pki_;
   Router router_;
   std::unique_ptr<HttpsServer> server_;
 };
@@ -328,12 +314,7 @@ TEST_F(HttpsServerTest, IdleClientIsDisconnected) {
 }
 
 TEST_F(HttpsServerTest, LogsOneLinePerRequestWithoutSecrets) {
-  std::ostringstream captured;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
-  auto logger = Logger("server.http");
-  const auto level = logger->level();
-  logger->sinks().push_back(sink);
-  logger->set_level(spdlog::level::debug);
+  testing::LogCapture capture("server.http");
   StartServer();
   {
     RawClient client = Connect();
@@ -344,9 +325,7 @@ TEST_F(HttpsServerTest, LogsOneLinePerRequestWithoutSecrets) {
     EXPECT_EQ(response.result_int(), 200u);
   }
   server_->Stop();  // joins the IO threads: every line is written
-  logger->sinks().pop_back();
-  logger->set_level(level);
-  const std::string log = captured.str();
+  const std::string log = capture.Stop();
   EXPECT_NE(log.find("GET /api/ping 200 "), std::string::npos) << log;
   EXPECT_EQ(log.find("s3cret"), std::string::npos) << log;
   EXPECT_EQ(log.find("token=q"), std::string::npos) << log;  // the query may hold secrets too

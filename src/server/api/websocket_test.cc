@@ -13,7 +13,6 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
-#include <spdlog/sinks/ostream_sink.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -24,8 +23,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/logging.h"
-#include "common/pki.h"
+#include "common/testing/log_capture.h"
+#include "common/testing/test_pki.h"
 #include "server/api/http_server.h"
 #include "server/api/router.h"
 
@@ -183,23 +182,10 @@ class RecordingHandler : public WebSocketHandler {
   std::shared_ptr<WebSocketConnection> connection_;
 };
 
-struct TestPki {
-  pki::KeyAndCert ca;
-  pki::KeyAndCert server;
-};
-
-TestPki MakePki() {
-  auto ca = pki::CreateCertificateAuthority("Quell Test CA", 1);
-  EXPECT_TRUE(ca.ok()) << ca.status().ToString();
-  auto server = pki::CreateServerCertificate(*ca, "quell-server", {"127.0.0.1", "localhost"}, 1);
-  EXPECT_TRUE(server.ok()) << server.status().ToString();
-  return {*ca, *server};
-}
-
 class WebSocketTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    pki_ = MakePki();
+    pki_ = testing::MakeTestPki();
     router_.Add("GET", "/api/ping", [](Request&) { return Response::Json(200, {{"pong", true}}); });
     // Echo; what the upgrade handler saw is kept for the test.
     router_.AddWebSocket(
@@ -255,7 +241,7 @@ class WebSocketTest : public ::testing::Test {
     return {std::move(client), handler};
   }
 
-  TestPki pki_;
+  testing::TestPki pki_;
   Router router_;
   std::unique_ptr<HttpsServer> server_;
   std::mutex mutex_;
@@ -419,12 +405,7 @@ TEST_F(WebSocketTest, QuietWebSocketOutlivesTheHttpIdleTimeout) {
 }
 
 TEST_F(WebSocketTest, LogsOpenAndCloseWithoutHeaders) {
-  std::ostringstream captured;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
-  auto logger = Logger("server.http");
-  const auto level = logger->level();
-  logger->sinks().push_back(sink);
-  logger->set_level(spdlog::level::debug);
+  testing::LogCapture capture("server.http");
   StartServer();
   {
     auto [client, handler] = Open("/api/machines/m1/liveresponse?token=q");
@@ -432,9 +413,7 @@ TEST_F(WebSocketTest, LogsOpenAndCloseWithoutHeaders) {
     EXPECT_TRUE(handler->WaitFor("close"));
   }
   server_->Stop();
-  logger->sinks().pop_back();
-  logger->set_level(level);
-  const std::string log = captured.str();
+  const std::string log = capture.Stop();
   EXPECT_NE(log.find("websocket /api/machines/m1/liveresponse opened"), std::string::npos) << log;
   EXPECT_NE(log.find("websocket /api/machines/m1/liveresponse closed after "), std::string::npos)
       << log;
