@@ -234,6 +234,27 @@ def test_background_job_and_a_device_action_from_the_session(env, live):
     assert "CollectInvestigationPackage" in r.stdout and "Succeeded" in r.stdout, r.stdout
 
 
+def test_the_session_isolates_the_device_and_keeps_working_then_releases_it(env, live):
+    host = live["host"]
+    s = OpenSession(env, host)
+    try:
+        s.expect("help")
+        s.send("isolate")
+        s.expect("Isolate", timeout=30)
+        wait_until(lambda: env.api.machine(live["mid"]).get("isolationState") == "Full",
+                   timeout=30, what="the device to be isolated from the session")
+        assert host.nft_tables(), "no isolation table on the lab host"
+        s.send("pwd")                      # the session goes on through the isolation
+        s.send("release")
+        wait_until(lambda: env.api.machine(live["mid"]).get("isolationState") == "NotIsolated",
+                   timeout=30, what="the device to be released from the session")
+    finally:
+        assert s.close() == 0, "".join(s.seen)
+    wait_until(lambda: not host.nft_tables(), timeout=15, what="the isolation table removed")
+    kinds = [a["type"] for a in env.api.actions(odata_filter=f"machineId eq '{live['mid']}'")]
+    assert "Isolate" in kinds and "Unisolate" in kinds
+
+
 def test_a_second_session_is_refused(env, live):
     first = OpenSession(env, live["host"])
     try:
@@ -306,7 +327,7 @@ def test_the_terminal_edits_recalls_and_cancels(env, live, tmp_path):
         child.expect(r"\r\n/\r\n")
         child.expect(r"\$ ")
         child.send("run sess-slow.sh\r")
-        _wait_running(live["host"], "sess-slow.sh")
+        child.expect("started")                      # a running script's output is live
         child.sendintr()                             # Ctrl-C cancels the command
         child.expect("Cancelled")
         child.expect(r"\$ ")

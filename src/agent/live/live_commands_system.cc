@@ -91,11 +91,13 @@ Status LiveShell::Run(Ctx& c) {
       (void)RemoveFile(base + ".stderr");
     }
   } cleanup{staged};
-  const ScriptRunOptions run_options{.cwd = options_.work_dir + "/files",
-                                     .stdout_path = staged + ".stdout",
-                                     .stderr_path = staged + ".stderr",
-                                     .max_output_bytes = options_.max_script_output_bytes,
-                                     .time_limit = c.req.time_limit};
+  ScriptRunOptions run_options{.cwd = options_.work_dir + "/files",
+                               .stdout_path = staged + ".stdout",
+                               .stderr_path = staged + ".stderr",
+                               .max_output_bytes = options_.max_script_output_bytes,
+                               .time_limit = c.req.time_limit};
+  // As a table, stdout is shown while the script runs; JSON needs it whole, at the end.
+  if (!c.req.json) run_options.on_stdout = [&c](std::string_view piece) { c.Print(piece); };
   QUELL_ASSIGN_OR_RETURN(ScriptRunResult ran, RunScript(script, args, run_options, c.stop));
   QUELL_ASSIGN_OR_RETURN(std::string out, ReadFile(staged + ".stdout"));
   QUELL_ASSIGN_OR_RETURN(std::string err, ReadFile(staged + ".stderr"));
@@ -112,7 +114,6 @@ Status LiveShell::Run(Ctx& c) {
     if (ran.signal != 0) j["signal"] = ran.signal;
     c.PrintJson(j);
   } else {
-    c.Print(out);
     if (!out.empty() && out.back() != '\n') c.Print("\n");
     if (ran.stdout_truncated) c.Print("[stdout cut]\n");
     if (!err.empty()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "agent/live/live_output_stream.h"
 #include "common/logging.h"
 #include "common/utf8.h"
 
@@ -20,6 +21,9 @@ constexpr std::chrono::seconds kDefaultTimeLimit{120};
 
 enum Why : int { kRunning = 0, kCancelledByUser = 1, kTimedOut = 2 };
 
+// How long a command's output may wait for more before it is sent anyway.
+constexpr std::chrono::milliseconds kOutputDelay{200};
+
 // LiveOutput.text is a proto3 string, which the receiver refuses to parse unless it is valid
 // UTF-8; "\xNN" keeps the original bytes visible to the analyst.
 std::string ValidUtf8(std::string_view in) {
@@ -34,6 +38,7 @@ struct LiveSessionHost::Command {
   std::atomic<int> why{kRunning};
   SteadyClock::time_point deadline;
   bool finished = false;  // guarded by the host's mu_
+  std::shared_ptr<LiveOutputStream> output;  // guarded by the host's mu_; set while it runs
   std::jthread thread;
 };
 
@@ -182,11 +187,21 @@ void LiveSessionHost::OnCommand(const quell::v1::LiveCommand& command) {
                                          ? kDefaultTimeLimit
                                          : std::chrono::seconds(command.time_limit_seconds());
   cmd->deadline = SteadyClock::now() + limit;
+  // Made here, not on the command's thread, so that the timer (woken below) sees it at once.
+  cmd->output = std::make_shared<LiveOutputStream>(
+      options_.max_output_bytes,
+      [this, session_id = session->id, command_id = cmd->id](std::string chunk) {
+        quell::v1::AgentMessage m;
+        m.mutable_live_output()->set_session_id(session_id);
+        m.mutable_live_output()->set_command_id(command_id);
+        m.mutable_live_output()->set_text(std::move(chunk));
+        Send(std::move(m));
+      });
   session->commands[cmd->id] = cmd;
   Log()->info("session={} command={} by {}: {}", session->id, cmd->id, command.requested_by(),
               command.argv_size() > 0 ? command.argv(0) : "");
   cmd->thread = std::jthread([this, session, cmd, command] { RunCommand(session, cmd, command); });
-  ++commands_started_;
+  ++commands_started_;  // a new deadline, and output to flush
   cv_.notify_all();
 }
 
@@ -225,46 +240,18 @@ void LiveSessionHost::RunCommand(std::shared_ptr<Session> session, std::shared_p
                         ? std::chrono::milliseconds(kDefaultTimeLimit)
                         : std::chrono::milliseconds(request.time_limit_seconds() * 1000ull),
   };
-  std::string pending;  // valid UTF-8 not yet sent
-  std::string carry;    // an incomplete UTF-8 sequence at the end of the last piece
-  uint64_t total = 0;
-  bool truncated = false;
-  auto flush = [&](bool all) {
-    while (!pending.empty() && (all || pending.size() >= kMaxLiveChunkBytes)) {
-      const size_t n = Utf8ChunkSize(pending, kMaxLiveChunkBytes);
-      quell::v1::AgentMessage m;
-      m.mutable_live_output()->set_session_id(req.session_id);
-      m.mutable_live_output()->set_command_id(req.command_id);
-      m.mutable_live_output()->set_text(pending.substr(0, n));
-      Send(std::move(m));
-      pending.erase(0, n);
-    }
-  };
-  auto out = [&](std::string_view text) {
-    if (truncated) return;
-    if (total + text.size() > options_.max_output_bytes) {
-      text = text.substr(0, options_.max_output_bytes - total);
-      truncated = true;
-    }
-    total += text.size();
-    std::string piece = carry + std::string(text);
-    carry.clear();
-    // Keep a trailing partial sequence for the next piece.
-    const size_t keep = IncompleteUtf8Tail(piece);
-    carry = piece.substr(piece.size() - keep);
-    piece.resize(piece.size() - keep);
-    pending += ValidUtf8(piece);
-    if (truncated) {
-      pending += ValidUtf8(carry);
-      carry.clear();
-      pending += "\n[output cut at " + std::to_string(options_.max_output_bytes) + " bytes]\n";
-    }
-    flush(false);
-  };
-
-  LiveCommandOutcome outcome = session->shell.Execute(req, cmd->stop.get_token(), out);
-  pending += ValidUtf8(carry);
-  flush(true);
+  std::shared_ptr<LiveOutputStream> output;
+  {
+    std::lock_guard lock(mu_);
+    output = cmd->output;
+  }
+  LiveCommandOutcome outcome = session->shell.Execute(
+      req, cmd->stop.get_token(), [&](std::string_view text) { output->Write(text); });
+  {
+    std::lock_guard lock(mu_);
+    cmd->output.reset();  // the timer holds its own reference while it flushes
+  }
+  output->Finish();
   std::string status = "Completed";
   std::string error;
   if (!outcome.status.ok()) {
@@ -297,8 +284,13 @@ void LiveSessionHost::TimerLoop(std::stop_token stop) {
   while (!stop.stop_requested()) {
     const auto now = SteadyClock::now();
     auto next = now + std::chrono::hours(1);
+    std::vector<std::shared_ptr<LiveOutputStream>> outputs;
     for (auto& [sid, session] : sessions_) {
       for (auto& [cid, cmd] : session->commands) {
+        if (cmd->output) {
+          outputs.push_back(cmd->output);
+          next = std::min(next, now + kOutputDelay);
+        }
         if (cmd->finished || cmd->why.load() != kRunning) continue;
         if (cmd->deadline <= now) {
           int expected = kRunning;
@@ -307,6 +299,13 @@ void LiveSessionHost::TimerLoop(std::stop_token stop) {
           next = std::min(next, cmd->deadline);
         }
       }
+    }
+    if (!outputs.empty()) {
+      // Sending may wait on the connection: not under the lock the commands need.
+      lock.unlock();
+      for (const auto& output : outputs) output->FlushOlderThan(kOutputDelay, now);
+      outputs.clear();
+      lock.lock();
     }
     const uint64_t started = commands_started_;
     cv_.wait_until(lock, stop, next, [&] { return commands_started_ != started; });

@@ -72,8 +72,8 @@ class LiveSessionHost {
   mutable std::mutex mu_;
   std::condition_variable_any cv_;  // a session ended, a command finished, or a deadline changed
   std::map<std::string, std::shared_ptr<Session>> sessions_;
-  uint64_t commands_started_ = 0;  // guarded by mu_; wakes the timer for a new deadline
-  std::jthread timer_;  // fires time limits; declared last: stopped and joined first
+  uint64_t commands_started_ = 0;  // guarded by mu_; wakes the timer for a new command
+  std::jthread timer_;  // fires time limits, sends output that waited; stopped and joined first
 };
 
 }  // namespace quell::agent::live

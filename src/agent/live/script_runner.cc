@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "common/logging.h"
@@ -45,6 +46,7 @@ struct Capture {
   uint64_t written = 0;
   bool truncated = false;
   bool write_failed = false;
+  const std::function<void(std::string_view)>* on_output = nullptr;  // told what is kept
 };
 
 // Reads what is available from the pipe (at most `max_reads` reads, so that a script writing
@@ -73,6 +75,9 @@ bool Pump(Capture& c, uint64_t cap, int max_reads) {
       off += static_cast<size_t>(w);
     }
     c.written += off;
+    if (off > 0 && c.on_output != nullptr && *c.on_output) {
+      (*c.on_output)(std::string_view(buf.data(), off));
+    }
   }
   return true;
 }
@@ -97,6 +102,7 @@ std::string Seconds(std::chrono::milliseconds d) {
 Result<ScriptRunResult> RunScript(const std::string& program, const std::vector<std::string>& args,
                                   const ScriptRunOptions& options, std::stop_token stop) {
   Capture out, err;
+  out.on_output = &options.on_stdout;
   out.file.Reset(::open(options.stdout_path.c_str(),
                         O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!out.file) return ErrnoStatus("create " + options.stdout_path);

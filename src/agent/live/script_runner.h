@@ -16,9 +16,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -31,6 +33,9 @@ struct ScriptRunOptions {
   std::string stderr_path;
   uint64_t max_output_bytes = 16ull << 20;  // per stream
   std::chrono::milliseconds time_limit{600'000};
+  // Told each piece of stdout as it is captured (what the file keeps, in order), on the
+  // calling thread, so that a long script's output can be shown while it runs.
+  std::function<void(std::string_view)> on_stdout;
 };
 
 struct ScriptRunResult {

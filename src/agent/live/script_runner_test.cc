@@ -152,6 +152,26 @@ TEST_F(ScriptRunnerTest, OutputIsCutAtTheCapWhileTheScriptRunsToItsEnd) {
   EXPECT_EQ(ReadFile(dir_ / "cwd/done.txt").value(), "done\n");
 }
 
+TEST_F(ScriptRunnerTest, StdoutIsToldWhileTheScriptStillRuns) {
+  // The script waits for a file that the output callback creates: it only finishes if its
+  // first line was handed over before it ended.
+  ScriptRunOptions options = Options();
+  std::string seen;
+  const std::string go = dir_ / "cwd/go";
+  options.on_stdout = [&](std::string_view piece) {
+    seen += piece;
+    if (seen.find("first\n") != std::string::npos) (void)WriteFileAtomic(go, "", 0600);
+  };
+  auto r = RunScript(Script("wait.sh", "#!/bin/sh\necho first\n"
+                                       "i=0; while [ ! -e go ] && [ $i -lt 50 ]; do "
+                                       "sleep 0.1; i=$((i+1)); done\n"
+                                       "[ -e go ] && echo second\n"),
+                     {}, options);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(seen, "first\nsecond\n");
+  EXPECT_EQ(Out(), "first\nsecond\n");
+}
+
 TEST_F(ScriptRunnerTest, IgnoredSignalsInTheAgentAreNotInherited) {
   struct sigaction ign {}, old {};
   ign.sa_handler = SIG_IGN;
