@@ -138,6 +138,8 @@ asio::awaitable<Status> WebSocketClient::Impl::Open(const ApiUrl& url, std::stri
   transport.expires_after(options.timeout);
   co_await transport.async_connect(endpoints, token);
   if (ec) co_return step_error("cannot connect to");
+  // One small frame per command: without this, Nagle holds it until the last one is acked.
+  transport.socket().set_option(asio::ip::tcp::no_delay(true), ec);
   co_await stream.async_handshake(asio::ssl::stream_base::client, token);
   if (ec) {
     long verify = SSL_get_verify_result(ssl);

@@ -1,6 +1,7 @@
 #include "agent/live/live_session_host.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "agent/live/live_output_stream.h"
@@ -23,6 +24,8 @@ enum Why : int { kRunning = 0, kCancelledByUser = 1, kTimedOut = 2 };
 
 // How long a command's output may wait for more before it is sent anyway.
 constexpr std::chrono::milliseconds kOutputDelay{200};
+// How many ended sessions are remembered, so that a late command for one fails at once.
+constexpr size_t kRememberedEndedSessions = 64;
 
 // LiveOutput.text is a proto3 string, which the receiver refuses to parse unless it is valid
 // UTF-8; "\xNN" keeps the original bytes visible to the analyst.
@@ -53,8 +56,10 @@ struct LiveSessionHost::Session {
   uint32_t received = 0;
 };
 
-LiveSessionHost::LiveSessionHost(LiveShellOptions options)
-    : options_(std::move(options)), timer_([this](std::stop_token s) { TimerLoop(s); }) {}
+LiveSessionHost::LiveSessionHost(LiveShellOptions options,
+                                 std::chrono::milliseconds session_open_wait)
+    : options_(std::move(options)),
+      session_open_wait_(session_open_wait), timer_([this](std::stop_token s) { TimerLoop(s); }) {}
 
 LiveSessionHost::~LiveSessionHost() {
   timer_.request_stop();
@@ -122,6 +127,20 @@ Result<uint32_t> LiveSessionHost::RunSession(const std::string& session_id, std:
   }
   Log()->info("session={} opened", session_id);
   opened();
+  std::vector<std::pair<uint32_t, std::string>> refused;
+  {
+    std::vector<std::jthread> finished;
+    std::lock_guard lock(mu_);
+    auto parked = parked_.extract(session_id);
+    if (!parked.empty()) {
+      for (const Parked& p : parked.mapped()) {
+        if (auto why = StartCommand(*session, session, p.command, finished)) {
+          refused.emplace_back(p.command.command_id(), *why);
+        }
+      }
+    }
+  }
+  for (const auto& [id, why] : refused) SendDone(session_id, id, "Failed", why, "/");
   std::vector<std::jthread> threads;
   bool by_server = false;
   uint32_t received = 0;
@@ -144,6 +163,8 @@ Result<uint32_t> LiveSessionHost::RunSession(const std::string& session_id, std:
     for (auto& [cid, cmd] : session->commands) threads.push_back(std::move(cmd->thread));
     session->commands.clear();
     sessions_.erase(session_id);
+    ended_.push_back(session_id);
+    if (ended_.size() > kRememberedEndedSessions) ended_.pop_front();
     by_server = session->ended_by_server;
     received = session->received;
   }
@@ -158,29 +179,48 @@ void LiveSessionHost::OnCommand(const quell::v1::LiveCommand& command) {
   std::vector<std::jthread> finished;  // joined outside the lock
   std::unique_lock lock(mu_);
   auto it = sessions_.find(command.session_id());
-  if (it == sessions_.end() || it->second->ended) {
+  const bool ended = it == sessions_.end()
+                         ? std::find(ended_.begin(), ended_.end(), command.session_id()) != ended_.end()
+                         : it->second->ended;
+  if (it == sessions_.end() && !ended) {
+    // The session's action arrived first on the stream, but the executor may not have
+    // started it yet: hold the command until the session opens.
+    parked_[command.session_id()].push_back(
+        {.command = command, .until = SteadyClock::now() + session_open_wait_});
+    ++commands_started_;  // the timer must expire it
+    cv_.notify_all();
+    return;
+  }
+  if (ended) {
     lock.unlock();
     SendDone(command.session_id(), command.command_id(), "Failed",
              "no open session " + command.session_id() + " on this device", "");
     return;
   }
-  std::shared_ptr<Session> session = it->second;
-  for (auto c = session->commands.begin(); c != session->commands.end();) {
+  std::optional<std::string> refused = StartCommand(*it->second, it->second, command, finished);
+  if (refused) {
+    const std::string cwd = it->second->shell.cwd();
+    lock.unlock();
+    SendDone(command.session_id(), command.command_id(), "Failed", *refused, cwd);
+  }
+}
+
+std::optional<std::string> LiveSessionHost::StartCommand(Session& session,
+                                                         std::shared_ptr<Session> owner,
+                                                         const quell::v1::LiveCommand& command,
+                                                         std::vector<std::jthread>& finished) {
+  for (auto c = session.commands.begin(); c != session.commands.end();) {
     if (c->second->finished) {
       finished.push_back(std::move(c->second->thread));
-      c = session->commands.erase(c);
+      c = session.commands.erase(c);
     } else {
       ++c;
     }
   }
-  if (session->commands.contains(command.command_id())) {
-    const std::string cwd = session->shell.cwd();
-    lock.unlock();
-    SendDone(command.session_id(), command.command_id(), "Failed",
-             "command " + std::to_string(command.command_id()) + " is already running", cwd);
-    return;
+  if (session.commands.contains(command.command_id())) {
+    return "command " + std::to_string(command.command_id()) + " is already running";
   }
-  ++session->received;
+  ++session.received;
   auto cmd = std::make_shared<Command>();
   cmd->id = command.command_id();
   const std::chrono::seconds limit = command.time_limit_seconds() == 0
@@ -190,25 +230,36 @@ void LiveSessionHost::OnCommand(const quell::v1::LiveCommand& command) {
   // Made here, not on the command's thread, so that the timer (woken below) sees it at once.
   cmd->output = std::make_shared<LiveOutputStream>(
       options_.max_output_bytes,
-      [this, session_id = session->id, command_id = cmd->id](std::string chunk) {
+      [this, session_id = session.id, command_id = cmd->id](std::string chunk) {
         quell::v1::AgentMessage m;
         m.mutable_live_output()->set_session_id(session_id);
         m.mutable_live_output()->set_command_id(command_id);
         m.mutable_live_output()->set_text(std::move(chunk));
         Send(std::move(m));
       });
-  session->commands[cmd->id] = cmd;
-  Log()->info("session={} command={} by {}: {}", session->id, cmd->id, command.requested_by(),
+  session.commands[cmd->id] = cmd;
+  Log()->info("session={} command={} by {}: {}", session.id, cmd->id, command.requested_by(),
               command.argv_size() > 0 ? command.argv(0) : "");
-  cmd->thread = std::jthread([this, session, cmd, command] { RunCommand(session, cmd, command); });
+  cmd->thread = std::jthread(
+      [this, owner = std::move(owner), cmd, command] { RunCommand(owner, cmd, command); });
   ++commands_started_;  // a new deadline, and output to flush
   cv_.notify_all();
+  return std::nullopt;
 }
 
 void LiveSessionHost::OnCancel(const quell::v1::LiveCancel& cancel) {
   std::lock_guard lock(mu_);
   auto it = sessions_.find(cancel.session_id());
   if (it == sessions_.end()) {
+    // A command still waiting for its session is simply dropped: the server, which asked
+    // for the cancel, ends it on its side.
+    if (auto parked = parked_.find(cancel.session_id()); parked != parked_.end()) {
+      std::erase_if(parked->second, [&](const Parked& p) {
+        return cancel.command_id() == 0 || p.command.command_id() == cancel.command_id();
+      });
+      if (parked->second.empty()) parked_.erase(parked);
+      return;
+    }
     Log()->info("cancel for session {} which is not open", cancel.session_id());
     return;
   }
@@ -299,6 +350,24 @@ void LiveSessionHost::TimerLoop(std::stop_token stop) {
           next = std::min(next, cmd->deadline);
         }
       }
+    }
+    std::vector<quell::v1::LiveCommand> expired;
+    for (auto p = parked_.begin(); p != parked_.end();) {
+      std::erase_if(p->second, [&](const Parked& c) {
+        if (c.until > now) return false;
+        expired.push_back(c.command);
+        return true;
+      });
+      for (const Parked& c : p->second) next = std::min(next, c.until);
+      p = p->second.empty() ? parked_.erase(p) : std::next(p);
+    }
+    if (!expired.empty()) {
+      lock.unlock();
+      for (const auto& c : expired) {
+        SendDone(c.session_id(), c.command_id(), "Failed",
+                 "no open session " + c.session_id() + " on this device", "");
+      }
+      lock.lock();
     }
     if (!outputs.empty()) {
       // Sending may wait on the connection: not under the lock the commands need.

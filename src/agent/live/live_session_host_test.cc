@@ -110,14 +110,32 @@ class LiveSessionHostTest : public ::testing::Test {
   FakeSink sink_;
 };
 
-TEST_F(LiveSessionHostTest, UnknownSessionIsRefused) {
-  LiveSessionHost host(Options());
+TEST_F(LiveSessionHostTest, ASessionThatNeverOpensFailsItsCommandsAfterTheWait) {
+  LiveSessionHost host(Options(), 300ms);
   host.AttachSink(&sink_);
   host.OnCommand(Command("nope", 1, {"pwd"}));
   auto done = sink_.WaitDone(1);
   ASSERT_TRUE(done);
   EXPECT_EQ(done->status(), "Failed");
   EXPECT_EQ(done->error(), "no open session nope on this device");
+}
+
+TEST_F(LiveSessionHostTest, ACommandThatArrivesBeforeItsSessionOpensRunsOnceItDoes) {
+  // On the stream the session's action comes first, but the executor starts it on a thread
+  // of its own: the first command can reach the host before the session is open.
+  LiveSessionHost host(Options());
+  host.AttachSink(&sink_);
+  host.OnCommand(Command("early", 1, {"pwd"}));
+  host.OnCommand(Command("early", 2, {"cd", tmp_.path()}));
+  EXPECT_FALSE(sink_.WaitDone(1, 200ms));  // waiting for the session, not refused
+  auto session = Open(host, "early");
+  auto pwd = sink_.WaitDone(1);
+  ASSERT_TRUE(pwd);
+  EXPECT_EQ(pwd->status(), "Completed");
+  ASSERT_TRUE(sink_.WaitDone(2));
+  host.OnCancel(Cancel("early", 0));
+  ASSERT_EQ(session.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(*session.get(), 2u);
 }
 
 TEST_F(LiveSessionHostTest, CommandsStreamOutputAndTheServerEndsTheSession) {

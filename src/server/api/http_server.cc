@@ -405,6 +405,8 @@ asio::awaitable<void> HttpsServer::Impl::Accept() {
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
+    // Small responses and WebSocket frames must not wait for Nagle (40 ms with delayed ACKs).
+    socket.set_option(tcp::no_delay(true), ec);
     auto executor = socket.get_executor();
     asio::co_spawn(executor, Serve(std::move(socket)), [log = log](std::exception_ptr error) {
       // Only a bug or bad_alloc gets here; the connection is dropped, the server goes on.
