@@ -7,6 +7,10 @@ Result<ParsedLine> ParseLine(std::string_view line) {
     return InvalidArgument("the line is longer than " + std::to_string(kMaxLineBytes) +
                            " bytes");
   }
+  // Anywhere, quoted or not: words become C strings on the device.
+  if (line.find('\0') != std::string_view::npos) {
+    return InvalidArgument("the line contains a NUL byte");
+  }
   struct Word {
     std::string text;
     bool quoted = false;  // any part of it was quoted
@@ -16,7 +20,6 @@ Result<ParsedLine> ParseLine(std::string_view line) {
   size_t i = 0;
   while (i < line.size()) {
     const char c = line[i];
-    if (c == '\0') return InvalidArgument("the line contains a NUL byte");
     if (c == ' ' || c == '\t') {
       in_word = false;
       ++i;
@@ -45,7 +48,6 @@ Result<ParsedLine> ParseLine(std::string_view line) {
           ++i;
           break;
         }
-        if (d == '\0') return InvalidArgument("the line contains a NUL byte");
         if (d == '\\' && i + 1 < line.size() && (line[i + 1] == '"' || line[i + 1] == '\\')) {
           word.text += line[i + 1];
           i += 2;

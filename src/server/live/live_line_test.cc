@@ -53,6 +53,9 @@ TEST(ParseLine, Refusals) {
   EXPECT_FALSE(ParseLine("&").ok());
   EXPECT_FALSE(ParseLine(std::string(kMaxLineBytes + 1, 'a')).ok());
   EXPECT_FALSE(ParseLine(std::string("ls \0x", 6)).ok());
+  // Found by the fuzz target: a NUL inside single quotes got into a word.
+  EXPECT_FALSE(ParseLine(std::string("getfile '/tmp/a\0b'", 18)).ok());
+  EXPECT_FALSE(ParseLine(std::string("getfile \"/tmp/a\0b\"", 18)).ok());
 }
 
 TEST(CheckRunArguments, RefusesShellCharactersAndNamesThem) {
