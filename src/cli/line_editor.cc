@@ -239,9 +239,26 @@ void LineEditor::Clear() {
   saved_line_.clear();
 }
 
-std::string LineEditor::Render(const std::string& prompt) const {
-  std::string out = "\r" + prompt + buffer_ + "\x1b[K";
-  const size_t back = DisplayWidth(buffer_.substr(cursor_));
+std::string LineEditor::Render(const std::string& prompt, size_t columns) const {
+  // Byte offsets of the characters of the line, and the character the cursor is on.
+  std::vector<size_t> starts;
+  for (size_t i = 0; i < buffer_.size(); ++i) {
+    if (!IsContinuation(buffer_[i])) starts.push_back(i);
+  }
+  starts.push_back(buffer_.size());
+  const size_t chars = starts.size() - 1;
+  const size_t at = DisplayWidth(buffer_.substr(0, cursor_));
+  // The last column stays free: a character there would make some terminals wrap.
+  const size_t prompt_width = DisplayWidth(prompt);
+  const size_t room = columns > prompt_width + 2 ? columns - prompt_width - 1 : 0;
+  size_t first = 0, last = chars;  // the characters shown
+  if (room > 0 && chars + 1 > room) {
+    first = at < room ? 0 : at - room + 1;
+    last = std::min(chars, first + room);
+  }
+  std::string out = "\r" + prompt + buffer_.substr(starts[first], starts[last] - starts[first]) +
+                    "\x1b[K";
+  const size_t back = last - at;
   if (back > 0) out += "\x1b[" + std::to_string(back) + "D";
   return out;
 }

@@ -62,8 +62,10 @@ class LineEditor {
   size_t cursor() const { return cursor_; }  // a byte offset, at a character boundary
 
   // The bytes that redraw `prompt` and the line on the current terminal row, leaving the
-  // terminal cursor at the editing position.
-  std::string Render(const std::string& prompt) const;
+  // terminal cursor at the editing position. With `columns` (the terminal's width; 0 =
+  // unknown) a line too long for the row scrolls sideways instead of wrapping, which a
+  // one-row redraw could not undo: the part around the cursor is shown.
+  std::string Render(const std::string& prompt, size_t columns = 0) const;
 
  private:
   Event FeedEscape(char byte);

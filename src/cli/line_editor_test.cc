@@ -149,6 +149,17 @@ TEST(LineEditorTest, RenderPlacesTheCursor) {
   EXPECT_EQ(editor.Render("h:/$ "), "\rh:/$ abc\x1b[K\x1b[2D");
 }
 
+TEST(LineEditorTest, ALineLongerThanTheTerminalScrollsSidewaysAroundTheCursor) {
+  LineHistory history;
+  LineEditor editor(history);
+  Type(editor, "0123456789abcdef");
+  // 20 columns, a 5-column prompt: 14 characters fit (the last column stays free).
+  EXPECT_EQ(editor.Render("h:/$ ", 20), "\rh:/$ 3456789abcdef\x1b[K");
+  for (int i = 0; i < 16; ++i) Type(editor, kLeft);
+  EXPECT_EQ(editor.Render("h:/$ ", 20), "\rh:/$ 0123456789abcd\x1b[K\x1b[14D");
+  EXPECT_EQ(editor.Render("h:/$ ", 80), "\rh:/$ 0123456789abcdef\x1b[K\x1b[16D");
+}
+
 TEST(LineHistoryTest, SkipsEmptyAndRepeatedLinesAndKeepsTheNewest) {
   LineHistory history(3);
   for (const char* line : {"a", "", "b", "b", "c", "d"}) history.Add(line);

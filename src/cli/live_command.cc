@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -573,10 +574,18 @@ void LiveSession::ShowPrompt() {
   Redraw();
 }
 
+// The terminal's width, read at every redraw (it may have been resized); 0 when unknown.
+size_t TerminalColumns() {
+  winsize size{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) != 0) return 0;
+  return size.ws_col;
+}
+
 void LiveSession::Redraw() {
   if (!prompt_shown_) return;
   const std::string prompt = RenderPrompt(host_, cwd_);  // both come from the device
-  ctx_.out << editor_.Render(options_.escape_controls ? EscapeControls(prompt) : prompt)
+  ctx_.out << editor_.Render(options_.escape_controls ? EscapeControls(prompt) : prompt,
+                            TerminalColumns())
            << std::flush;
 }
 
