@@ -1,5 +1,5 @@
 // quell live <machine>: an interactive live response session over the server's WebSocket
-// (see notes/live_session.md for the protocol).
+// (docs/api.md, "Interactive live response", for the protocol).
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -47,7 +47,7 @@ using nlohmann::json;
 
 const std::string kFileData = "remote file contents\n";
 
-// Plays the server's side of notes/live_session.md for a few command lines:
+// Plays the server's side of the protocol (docs/api.md) for a few command lines:
 //   pwd -> started, output "/root\n", done Completed; bogus -> done Failed (no started);
 //   getfile <p> -> started, done with an artifact; sleep -> started, then waits for a cancel
 //   and answers done Cancelled; "x &" -> started background, job Completed;

@@ -1,5 +1,5 @@
 // The agent side of an interactive live response session: the session's working directory and
-// the agent-side commands (docs: /work/notes/live_session.md, "Commands"). The server has
+// the agent-side commands (docs/operations.md, "Live response sessions"). The server has
 // already split the line into argv, checked the caller's role and removed `&` / `-output`.
 //
 //   cd <dir> / pwd                    the session's cwd (starts "/"); relative paths resolve

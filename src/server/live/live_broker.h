@@ -1,5 +1,5 @@
-// The server's side of interactive live response sessions (notes/live_session.md): owns the
-// client's WebSocket, parses lines, checks roles, runs the server-side commands, relays the
+// The server's side of interactive live response sessions (docs/api.md, "Interactive live
+// response"): owns the client's WebSocket, parses lines, checks roles, runs the server-side commands, relays the
 // agent-side ones as LiveCommand and their LiveOutput back, keeps jobs, enforces the idle
 // timeout and per-command time limits, notices an agent that went away, and audits every
 // command ("live.command").

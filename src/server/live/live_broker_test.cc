@@ -5,6 +5,7 @@
 #include "common/hash.h"
 #include "server/api/routes_test_fixture.h"
 #include "server/gateway/artifact_transfer.h"
+#include "server/live/live_line.h"
 
 namespace quell::server::live {
 namespace {
@@ -234,6 +235,22 @@ TEST_F(LiveBrokerTest, ResponderCannotRunAndUnknownCommandsFail) {
   ASSERT_EQ(audited.size(), 3u);
   EXPECT_EQ(audited[0]["line"], "run collect.sh -v");
   EXPECT_EQ(audited[0]["status"], "Failed");
+}
+
+TEST_F(LiveBrokerTest, EveryServerCommandRuns) {
+  // The command table and the server's code must not drift apart.
+  const std::string id = OpenSession(admin_);
+  size_t sent = 0;
+  for (const CommandSpec& spec : Commands()) {
+    if (spec.side != CommandSide::kServer) continue;
+    Line(std::string(spec.name) + " &");
+    ++sent;
+  }
+  ASSERT_GT(sent, 5u);
+  for (const json& ended : AuditDetails(id, "live.command")) {
+    EXPECT_EQ(ended["error"].get<std::string>().find("internal error"), std::string::npos)
+        << ended.dump();
+  }
 }
 
 TEST_F(LiveBrokerTest, AdminRunChecksArgumentsAndLibrary) {

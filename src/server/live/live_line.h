@@ -1,4 +1,4 @@
-// The command line of an interactive live response session (docs: notes/live_session.md):
+// The command line of an interactive live response session (docs/operations.md, "Live response sessions"):
 // how a line becomes words, and the table of commands a session knows. Pure: no I/O.
 #pragma once
 
