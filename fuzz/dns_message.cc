@@ -5,14 +5,14 @@
 #include <cstdlib>
 #include <span>
 
-#include "agent/indicators/dns_message.h"
+#include "common/dns_message.h"
 
-using quell::agent::BuildDnsAnswer;
-using quell::agent::BuildDnsHeaderOnlyAnswer;
-using quell::agent::DnsRcode;
-using quell::agent::ParseDnsHeader;
-using quell::agent::ParseDnsName;
-using quell::agent::ParseDnsQuery;
+using quell::BuildDnsAnswer;
+using quell::BuildDnsHeaderOnlyAnswer;
+using quell::DnsRcode;
+using quell::ParseDnsHeader;
+using quell::ParseDnsName;
+using quell::ParseDnsQuery;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> message(data, size);
@@ -24,16 +24,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     size_t wire = 1;
     for (const auto& label : query->name.labels) {
-      if (label.empty() || label.size() > quell::agent::kDnsMaxLabel) std::abort();
+      if (label.empty() || label.size() > quell::kDnsMaxLabel) std::abort();
       wire += 1 + label.size();
     }
-    if (wire > quell::agent::kDnsMaxNameWire) std::abort();
+    if (wire > quell::kDnsMaxNameWire) std::abort();
     const auto answer = BuildDnsAnswer(*query, DnsRcode::kNxDomain);
     auto again = ParseDnsHeader(answer);
     if (!again.ok() || again->id != query->header.id || !again->qr() || again->rcode() != 3) {
       std::abort();
     }
-    size_t offset = quell::agent::kDnsHeaderSize;
+    size_t offset = quell::kDnsHeaderSize;
     auto name = ParseDnsName(answer, &offset);
     if (!name.ok() || name->labels != query->name.labels || offset + 4 != answer.size()) {
       std::abort();

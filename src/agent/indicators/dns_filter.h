@@ -41,7 +41,7 @@
 #include <vector>
 
 #include "agent/detect/detection.h"
-#include "agent/indicators/dns_message.h"
+#include "common/dns_message.h"
 #include "agent/indicators/dns_steering.h"
 #include "agent/indicators/indicator_set.h"
 #include "common/clock.h"

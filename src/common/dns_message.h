@@ -1,5 +1,5 @@
-// The DNS wire format (RFC 1035 §4.1) as far as the agent's DNS filter needs it: the header
-// and the first question of a query, and an error answer (NXDOMAIN, SERVFAIL, ...) to it.
+// The DNS wire format (RFC 1035 §4.1) as far as Quell needs it (the agent's DNS filter, the
+// sandbox's fake resolver): the header and the first question of a query, and answers to it.
 // Pure functions over bytes; the input is untrusted (any local process may send it), so every
 // read is bounds-checked and names are limited as RFC 1035 §2.3.4 says.
 //
@@ -22,7 +22,7 @@
 
 #include "common/status.h"
 
-namespace quell::agent {
+namespace quell {
 
 inline constexpr size_t kDnsHeaderSize = 12;
 inline constexpr size_t kDnsMaxNameWire = 255;  // RFC 1035 §2.3.4, length bytes included
@@ -92,4 +92,4 @@ std::vector<uint8_t> BuildDnsAnswer(const DnsQuery& query, DnsRcode rcode);
 // same id, opcode and RD as `header`, QR = 1, RA = 1, all counts 0.
 std::vector<uint8_t> BuildDnsHeaderOnlyAnswer(const DnsHeader& header, DnsRcode rcode);
 
-}  // namespace quell::agent
+}  // namespace quell

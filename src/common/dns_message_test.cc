@@ -1,11 +1,11 @@
-#include "agent/indicators/dns_message.h"
+#include "common/dns_message.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace quell::agent {
+namespace quell {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
@@ -177,4 +177,4 @@ TEST(DnsMessageTest, RootNameParses) {
 }
 
 }  // namespace
-}  // namespace quell::agent
+}  // namespace quell

@@ -1,6 +1,6 @@
-#include "agent/indicators/dns_message.h"
+#include "common/dns_message.h"
 
-namespace quell::agent {
+namespace quell {
 namespace {
 
 uint16_t Read16(std::span<const uint8_t> m, size_t at) {
@@ -128,4 +128,4 @@ std::vector<uint8_t> BuildDnsHeaderOnlyAnswer(const DnsHeader& header, DnsRcode 
   return out;
 }
 
-}  // namespace quell::agent
+}  // namespace quell
