@@ -17,6 +17,8 @@ PACKAGES=(
   libclamav-dev clamav libyara-dev yara p7zip-full zip
   # agent: investigation packages and collected files (AES-256 zip)
   libzip-dev
+  # quell-sandbox (deep analysis): the seccomp policy its samples run under
+  libseccomp-dev
   # benchmark peers only (clamd for clamdscan, fapolicyd); their services are never started
   # on this host by the install (see policy-rc.d below)
   clamav-daemon clamdscan fapolicyd
