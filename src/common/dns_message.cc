@@ -119,6 +119,21 @@ std::vector<uint8_t> BuildDnsAnswer(const DnsQuery& query, DnsRcode rcode) {
   return out;
 }
 
+std::vector<uint8_t> BuildDnsAddressAnswer(const DnsQuery& query, std::array<uint8_t, 4> address,
+                                           uint32_t ttl) {
+  std::vector<uint8_t> out = BuildDnsAnswer(query, DnsRcode::kNoError);
+  out[7] = 1;  // ancount (bytes 6..7), BuildDnsAnswer left it 0
+  // The question's name starts right after the header: pointer 0xc000 | 12.
+  Put16(out, 0xc000 | kDnsHeaderSize);
+  Put16(out, 1);  // type A
+  Put16(out, 1);  // class IN
+  Put16(out, static_cast<uint16_t>(ttl >> 16));
+  Put16(out, static_cast<uint16_t>(ttl & 0xffff));
+  Put16(out, 4);  // rdlength
+  out.insert(out.end(), address.begin(), address.end());
+  return out;
+}
+
 std::vector<uint8_t> BuildDnsHeaderOnlyAnswer(const DnsHeader& header, DnsRcode rcode) {
   std::vector<uint8_t> out;
   out.reserve(kDnsHeaderSize);

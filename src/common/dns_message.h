@@ -15,6 +15,7 @@
 // QCLASS u16.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -87,6 +88,14 @@ Result<DnsQuery> ParseDnsQuery(std::span<const uint8_t> message);
 // The answer to `query` with `rcode` and no records: same id and opcode, QR = 1, AA = 0,
 // TC = 0, RD copied, RA = 1 (this resolver recurses), the question echoed.
 std::vector<uint8_t> BuildDnsAnswer(const DnsQuery& query, DnsRcode rcode);
+
+// The answer to `query` with one IN A record for the question's name: NOERROR, flags as in
+// BuildDnsAnswer, the question echoed, then the record (its name a compression pointer to
+// the question, TTL `ttl` seconds, RDATA `address` in network order). Additional records of
+// the query (EDNS) are not echoed. REQUIRES: the query asks for type A (1), class IN (1);
+// the record is an A record whatever it asked.
+std::vector<uint8_t> BuildDnsAddressAnswer(const DnsQuery& query, std::array<uint8_t, 4> address,
+                                           uint32_t ttl);
 
 // An answer with only a header (no question), for queries whose question cannot be read:
 // same id, opcode and RD as `header`, QR = 1, RA = 1, all counts 0.

@@ -176,5 +176,31 @@ TEST(DnsMessageTest, RootNameParses) {
   EXPECT_EQ(BuildDnsAnswer(*parsed, DnsRcode::kServFail).size(), q.size());
 }
 
+TEST(DnsMessageTest, AddressAnswerCarriesOneARecordForTheQuestion) {
+  Bytes q = Query("Evil.example", 0x0100);
+  auto parsed = ParseDnsQuery(q);
+  ASSERT_TRUE(parsed.ok());
+  Bytes a = BuildDnsAddressAnswer(*parsed, {198, 18, 0, 7}, 0x01020304);
+  auto header = ParseDnsHeader(a);
+  ASSERT_TRUE(header.ok());
+  EXPECT_EQ(header->id, 0xbeef);
+  EXPECT_TRUE(header->qr());
+  EXPECT_TRUE(header->rd());
+  EXPECT_EQ(header->rcode(), 0);
+  EXPECT_EQ(header->qdcount, 1);
+  EXPECT_EQ(header->ancount, 1);
+  EXPECT_EQ(header->nscount + header->arcount, 0);
+  // The question, byte for byte, then the record.
+  ASSERT_EQ(a.size(), q.size() + 16);
+  EXPECT_EQ(Bytes(a.begin() + 12, a.begin() + q.size()), Bytes(q.begin() + 12, q.end()));
+  size_t offset = q.size();
+  auto owner = ParseDnsName(a, &offset);
+  ASSERT_TRUE(owner.ok()) << owner.status().ToString();
+  EXPECT_EQ(owner->Text(), "Evil.example");
+  EXPECT_EQ(offset, q.size() + 2) << "the owner name is a pointer to the question";
+  EXPECT_EQ(Bytes(a.begin() + offset, a.end()),
+            (Bytes{0, 1, 0, 1, 0x01, 0x02, 0x03, 0x04, 0, 4, 198, 18, 0, 7}));
+}
+
 }  // namespace
 }  // namespace quell

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "agent/actions/collect_file.h"
 #include "agent/actions/collect_investigation_package.h"
 #include "agent/actions/diagnostic_noop.h"
 #include "agent/actions/isolate.h"
@@ -26,6 +27,9 @@ void RegisterBuiltinActions(ActionRegistry& registry, const BuiltinActionDeps& d
   if (deps.quarantine != nullptr) {
     registry.Register(std::make_unique<StopAndQuarantineFileAction>(*deps.quarantine));
     registry.Register(std::make_unique<RestoreQuarantinedFileAction>(*deps.quarantine));
+  }
+  if (deps.send_artifact) {
+    registry.Register(std::make_unique<CollectFileAction>(CollectFileOptions{}, deps.send_artifact));
   }
   if (deps.collect != nullptr && deps.send_artifact) {
     registry.Register(

@@ -132,6 +132,37 @@ Result<ParsedActionBody> ParseStopAndQuarantine(const nlohmann::json& body) {
   return out;
 }
 
+// CollectFile (Defender's "Collect file", as an action of its own): Path, Sha256 or both. With
+// only Sha256 the route fills in the newest path the device was seen with it; with both the
+// device refuses a file at Path whose digest is not Sha256.
+Result<ParsedActionBody> ParseCollectFile(const nlohmann::json& body) {
+  QUELL_ASSIGN_OR_RETURN(ParsedActionBody out, ParseCommon(body, {"Path", "Sha256"}));
+  auto path = body.find("Path");
+  auto sha = body.find("Sha256");
+  if (path == body.end() && sha == body.end()) {
+    return InvalidArgument("'Path' (an absolute path on the device) or 'Sha256' (64 hex digits "
+                           "of a file seen on the device) is required");
+  }
+  if (path != body.end()) {
+    if (!path->is_string() || !path->get<std::string>().starts_with("/")) {
+      return InvalidArgument("'Path' must be an absolute path");
+    }
+    if (path->get<std::string>().size() > 4096) {
+      return InvalidArgument("'Path' is longer than 4096 characters");
+    }
+    out.agent_parameters["Path"] = *path;
+  }
+  if (sha != body.end()) {
+    if (!sha->is_string() || sha->get<std::string>().size() != 64 ||
+        !IsHex(sha->get<std::string>())) {
+      return InvalidArgument("'Sha256' must be 64 hex digits");
+    }
+    out.agent_parameters["Sha256"] = LowerHex(sha->get<std::string>());
+    if (path == body.end()) out.path_from_sightings_of = LowerHex(sha->get<std::string>());
+  }
+  return out;
+}
+
 // RestoreQuarantinedFile: exactly one of QuarantineActionId (the StopAndQuarantineFile action
 // whose files and persistence are put back; what POST /api/machineactions/{id}/undo sends) or
 // Sha256 (every quarantine of that file on the device, including those the agent made itself
@@ -355,6 +386,22 @@ const std::vector<ActionTypeSpec>& ActionCatalog() {
             {"Sha256", {{"type", "string"}, {"pattern", "^[0-9a-fA-F]{64}$"}}},
             {"Path", {{"type", "string"}}}}),
        .parse_body = ParseStopAndQuarantine},
+      {.type = "CollectFile",
+       .route = "collectFile",
+       .title = "Collect file",
+       .description = "Streams a file from the device to the server (resumable, checked by "
+                      "SHA-256, up to 3 GB), where GET /api/files/{sha256} describes it and "
+                      "POST /api/files/{sha256}/download returns it in a zip encrypted with a "
+                      "password the analyst chooses. Devices, fifos, sockets and /proc, /sys "
+                      "and /dev are refused; a file that changes while it is sent fails.",
+       .conflict_group = "",
+       .undo_type = "",
+       .risk = "low",
+       .min_role = Role::kResponder,
+       .body_schema = CommentSchema(
+           {{"Path", {{"type", "string"}}},
+            {"Sha256", {{"type", "string"}, {"pattern", "^[0-9a-fA-F]{64}$"}}}}),
+       .parse_body = ParseCollectFile},
       {.type = "RestoreQuarantinedFile",
        .route = "restoreQuarantinedFile",
        .title = "Restore quarantined file",

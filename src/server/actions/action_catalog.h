@@ -27,6 +27,9 @@ struct ParsedActionBody {
   // Library files the body names; the route resolves them into agent_parameters["Library"]
   // ({name: {"sha256", "size"}}) so the device fetches exactly what was asked for.
   std::vector<std::string> library_files;
+  // A SHA-256 whose newest path on the device the route puts into agent_parameters["Path"]
+  // (CollectFile named by hash only), from the file sightings.
+  std::string path_from_sightings_of;
 };
 
 struct ActionTypeSpec {

@@ -1,6 +1,7 @@
 #include "server/actions/action_center.h"
 
 #include "common/ids.h"
+#include "server/actions/file_collection.h"
 #include "common/logging.h"
 
 namespace quell::server {
@@ -271,6 +272,7 @@ Result<MachineAction> ActionCenter::Transition(
 }
 
 Status ActionCenter::ApplyDeviceEffect(const MachineAction& action) {
+  if (action.type == "CollectFile") return RecordCollectedFile(store_, action);
   std::optional<IsolationState> isolation;
   if (action.type == "Isolate") {
     isolation = action.scope == "Selective" ? IsolationState::kSelective : IsolationState::kFull;

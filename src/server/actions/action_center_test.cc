@@ -180,6 +180,49 @@ TEST_F(ActionCenterTest, OverdueActionsTimeOut) {
   EXPECT_TRUE(Request("Isolate").ok());
 }
 
+TEST_F(ActionCenterTest, ASucceededCollectFileMakesTheFileASample) {
+  auto a = Request("CollectFile", "dev-1", {{"Comment", "c"}, {"Path", "/tmp/dropper"}});
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  const std::string sha256(64, 'a'), sha1(40, 'b'), md5(32, 'c');
+  ASSERT_TRUE(store_->PutActionArtifact({.action_id = a->id, .name = "file", .sha256 = sha256,
+                                         .size = 4242, .created = clock_.Now()})
+                  .ok());
+  json result = {{"Path", "/tmp/dropper"}, {"FileName", "dropper"}, {"Size", 4242},
+                 {"Sha256", sha256}, {"Sha1", sha1}, {"Md5", md5}, {"Artifact", "file"}};
+  AgentReport done{.action_id = a->id, .event = ActionEvent::kAgentSucceeded,
+                   .result_json = result.dump()};
+  ASSERT_TRUE(center_->ApplyAgentReport("dev-1", done).ok());
+  ASSERT_TRUE(center_->ApplyAgentReport("dev-1", done).ok()) << "a redelivered report is fine";
+
+  Result<SampleFile> file = store_->GetSampleFile(sha256);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ(file->size, 4242u);
+  EXPECT_EQ(file->sha1, sha1);
+  EXPECT_EQ(file->file_name, "dropper");
+  Result<std::vector<FileCollection>> from = store_->ListFileCollections(sha256);
+  ASSERT_TRUE(from.ok());
+  ASSERT_EQ(from->size(), 1u);
+  EXPECT_EQ((*from)[0].machine_id, "dev-1");
+  EXPECT_EQ((*from)[0].path, "/tmp/dropper");
+  EXPECT_EQ((*from)[0].requestor, "alice");
+}
+
+TEST_F(ActionCenterTest, ACollectFileResultNotBackedByItsUploadMakesNoSample) {
+  auto a = Request("CollectFile", "dev-1", {{"Comment", "c"}, {"Path", "/tmp/x"}});
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(store_->PutActionArtifact({.action_id = a->id, .name = "file",
+                                         .sha256 = std::string(64, 'd'), .size = 1,
+                                         .created = clock_.Now()})
+                  .ok());
+  json claim = {{"Sha256", std::string(64, 'a')}, {"Sha1", std::string(40, 'b')},
+                {"Md5", std::string(32, 'c')}, {"Artifact", "file"}};
+  Status s = center_->ApplyAgentReport(
+      "dev-1", {.action_id = a->id, .event = ActionEvent::kAgentSucceeded,
+                .result_json = claim.dump()});
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(store_->GetSampleFile(std::string(64, 'a')).status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(ActionCenterTest, OpenActionsAreRedeliveredOldestFirst) {
   auto a = Request("Isolate");
   clock_.Advance(1);

@@ -1,6 +1,7 @@
 #include "server/api/http_server.h"
 
 #include <openssl/ssl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -521,6 +522,7 @@ asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket) {
     if (!response.file_path.empty()) {
       bhttp::response<bhttp::file_body> file_message;
       file_message.body().open(response.file_path.c_str(), beast::file_mode::scan, ec);
+      if (response.remove_file_when_open) ::unlink(response.file_path.c_str());
       if (!ec) {
         SetHead(response, file_message, version, keep_alive, *log);
         file_message.prepare_payload();

@@ -1,6 +1,8 @@
 #include "server/api/http_server.h"
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include <boost/asio/connect.hpp>
@@ -174,6 +176,23 @@ TEST_F(HttpsServerTest, StreamsFileResponsesAsAttachments) {
   EXPECT_TRUE(response.body() == content);
   EXPECT_EQ(client.RoundTrip("GET", "/api/gone").result_int(), 500u);
   EXPECT_EQ(client.RoundTrip("GET", "/api/ping").result_int(), 200u);  // still framed right
+}
+
+TEST_F(HttpsServerTest, ATemporaryFileResponseIsSentWholeAndThenGone) {
+  quell::testing::TempDir dir;
+  const std::string content(1 << 20, 'z');
+  ASSERT_TRUE(WriteFileAtomic(dir / "once.zip", content).ok());
+  router_.Add("GET", "/api/once", [&](Request&) {
+    Response response = Response::File(dir / "once.zip", "application/zip", "once.zip");
+    response.remove_file_when_open = true;
+    return response;
+  });
+  StartServer();
+  RawClient client = Connect();
+  RawResponse response = client.RoundTrip("GET", "/api/once");
+  EXPECT_EQ(response.result_int(), 200u);
+  EXPECT_TRUE(response.body() == content);
+  EXPECT_FALSE(std::filesystem::exists(dir / "once.zip"));
 }
 
 TEST_F(HttpsServerTest, OversizeBodyIs413AndClosesWhileServerKeepsServing) {

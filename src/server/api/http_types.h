@@ -42,6 +42,9 @@ struct Response {
   // When set, the body is streamed from this file and `body` is ignored: a download of any
   // size never sits in memory. A file that cannot be opened is answered with a 500.
   std::string file_path;
+  // The file at file_path is a temporary made for this response (e.g. an encrypted zip): it
+  // is unlinked as soon as it is open, so it is gone however the transfer ends.
+  bool remove_file_when_open = false;
 
   // `body` serialized compactly; invalid UTF-8 in strings is replaced, never thrown on.
   static Response Json(int status, const nlohmann::json& body);

@@ -105,6 +105,23 @@ Status ResolveLibraryFiles(ApiContext& api, ParsedActionBody& body) {
   return Status::Ok();
 }
 
+// A file named by hash only: the device is sent the newest path it was seen with it.
+Status ResolvePathFromSightings(ApiContext& api, const std::string& machine_id,
+                                ParsedActionBody& body) {
+  if (body.path_from_sightings_of.empty()) return Status::Ok();
+  constexpr size_t kMaxSightings = 100'000;
+  QUELL_ASSIGN_OR_RETURN(std::vector<FileSighting> sightings,
+                         api.store.ListFileSightings(body.path_from_sightings_of, kMaxSightings));
+  for (const FileSighting& f : sightings) {  // newest first
+    if (f.device_id == machine_id && f.sha256 == body.path_from_sightings_of) {
+      body.agent_parameters["Path"] = f.path;
+      return Status::Ok();
+    }
+  }
+  return InvalidArgument("file " + body.path_from_sightings_of +
+                         " has not been seen on this device; give its 'Path'");
+}
+
 // Defender allows 25 live response sessions at once across the fleet; more get 429.
 Status CheckLiveResponseCapacity(ApiContext& api) {
   size_t open = 0;
@@ -135,6 +152,10 @@ Response RequestAction(ApiContext& api, const ActionTypeSpec& spec, Request& req
         " role (PutFile and RunScript run code on the device)"));
   }
   if (Status resolved = ResolveLibraryFiles(api, *parsed); !resolved.ok()) {
+    return Response::FromStatus(resolved);
+  }
+  if (Status resolved = ResolvePathFromSightings(api, request.path_params.at("id"), *parsed);
+      !resolved.ok()) {
     return Response::FromStatus(resolved);
   }
   if (spec.type == "LiveResponse") {

@@ -238,6 +238,52 @@ struct FileSighting {
   friend bool operator==(const FileSighting&, const FileSighting&) = default;
 };
 
+// ---- collected files and deep analyses ---------------------------------------------------
+
+// A file the server holds because a device sent it for a CollectFile action: a blob
+// (server/blobs) named by its SHA-256, with the other hashes it is known by.
+struct SampleFile {
+  std::string sha256;  // lowercase hex: the blob's name
+  std::string sha1;    // lowercase hex
+  std::string md5;     // lowercase hex
+  uint64_t size = 0;
+  std::string file_name;         // its name where it was first collected
+  UnixMillis first_collected = 0;
+  UnixMillis last_collected = 0;
+
+  friend bool operator==(const SampleFile&, const SampleFile&) = default;
+};
+
+// One collection of a sample file: which action brought it from where.
+struct FileCollection {
+  std::string sha256;
+  std::string action_id;  // the CollectFile action (unique)
+  std::string machine_id;
+  std::string path;       // on the device
+  std::string requestor;
+  UnixMillis collected = 0;
+
+  friend bool operator==(const FileCollection&, const FileCollection&) = default;
+};
+
+// One detonation of a sample file in quell-sandbox, requested through the API.
+struct DeepAnalysis {
+  std::string id;          // UUID
+  std::string sha256;      // the sample
+  ActionStatus status = ActionStatus::kPending;  // Pending, InProgress, Succeeded, Failed
+  std::string requestor;
+  std::string comment;
+  std::string collect_action_id;  // the CollectFile action it waits for, when it had to
+  std::string stage;              // what it is doing now, for progress displays
+  std::string verdict;            // "malicious" | "suspicious" | "noThreatsFound" once done
+  std::string report_json;        // the sandbox's report once Succeeded, else ""
+  std::string error;              // why it Failed
+  UnixMillis requested = 0;
+  UnixMillis updated = 0;
+
+  friend bool operator==(const DeepAnalysis&, const DeepAnalysis&) = default;
+};
+
 // ---- indicators ------------------------------------------------------------------------
 
 // Defender's indicator types and actions (REST spelling via the Name/Parse functions below).
@@ -404,6 +450,25 @@ class Store {
   // Sightings whose sha256, sha1 or md5 equals `hash` (lowercase hex), newest first.
   virtual Result<std::vector<FileSighting>> ListFileSightings(const std::string& hash,
                                                               size_t top) = 0;
+
+  // Collected files. Records one collection and inserts its file, or updates the known one:
+  // first_collected and file_name are kept, last_collected takes the later time, the hashes
+  // and size are replaced. AlreadyExists when the action was recorded already.
+  virtual Status RecordFileCollection(const SampleFile& file,
+                                      const FileCollection& collection) = 0;
+  // NotFound when the server holds no file with that SHA-256.
+  virtual Result<SampleFile> GetSampleFile(const std::string& sha256) = 0;
+  // Collections of the file, newest first.
+  virtual Result<std::vector<FileCollection>> ListFileCollections(const std::string& sha256) = 0;
+
+  // Deep analyses. Put inserts or replaces every field of the one with the same id.
+  virtual Status PutDeepAnalysis(const DeepAnalysis& analysis) = 0;
+  virtual Result<DeepAnalysis> GetDeepAnalysis(const std::string& id) = 0;  // NotFound if absent
+  // The analyses of one sample, newest request first (ties: by id).
+  virtual Result<std::vector<DeepAnalysis>> ListDeepAnalyses(const std::string& sha256) = 0;
+  // Every analysis still Pending or InProgress, oldest request first (a restarted server
+  // picks them up again).
+  virtual Result<std::vector<DeepAnalysis>> ListUnfinishedDeepAnalyses() = 0;
 
   // Indicators. Every create, update and delete takes the next value of one global,
   // increasing indicator version, so "what changed since V" is a query on that version.

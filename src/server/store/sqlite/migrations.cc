@@ -220,6 +220,49 @@ CREATE TABLE library_files (
   last_updated_time      INTEGER NOT NULL
 ) STRICT;
 )sql"},
+    // Collected files and their deep analyses: samples devices sent for CollectFile actions
+    // (kept as blobs named by sha256) and their detonations in quell-sandbox.
+    {7, R"sql(
+CREATE TABLE sample_files (
+  sha256          TEXT PRIMARY KEY,
+  sha1            TEXT NOT NULL,
+  md5             TEXT NOT NULL,
+  size            INTEGER NOT NULL,
+  file_name       TEXT NOT NULL,
+  first_collected INTEGER NOT NULL,
+  last_collected  INTEGER NOT NULL
+) STRICT;
+
+-- No reference to actions or devices: a collection stays a fact about the sample even if
+-- they are gone.
+CREATE TABLE file_collections (
+  action_id  TEXT PRIMARY KEY,
+  sha256     TEXT NOT NULL REFERENCES sample_files (sha256),
+  machine_id TEXT NOT NULL,
+  path       TEXT NOT NULL,
+  requestor  TEXT NOT NULL,
+  collected  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX file_collections_by_sha256 ON file_collections (sha256, collected);
+
+-- sha256 references nothing: an analysis may be requested before its sample is collected.
+CREATE TABLE deep_analyses (
+  id                TEXT PRIMARY KEY,
+  sha256            TEXT NOT NULL,
+  status            TEXT NOT NULL,
+  requestor         TEXT NOT NULL,
+  comment           TEXT NOT NULL,
+  collect_action_id TEXT NOT NULL,
+  stage             TEXT NOT NULL,
+  verdict           TEXT NOT NULL,
+  report_json       TEXT NOT NULL,
+  error             TEXT NOT NULL,
+  requested         INTEGER NOT NULL,
+  updated           INTEGER NOT NULL
+) STRICT;
+CREATE INDEX deep_analyses_by_sha256 ON deep_analyses (sha256, requested);
+CREATE INDEX deep_analyses_by_status ON deep_analyses (status, requested);
+)sql"},
 };
 
 Result<int64_t> NewestApplied(Db& db) {

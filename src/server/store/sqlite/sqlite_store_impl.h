@@ -1,7 +1,8 @@
 // Internal to the SQLite store: the SqliteStore class and the helpers its files share. The
 // methods are defined one resource per file (sqlite_store.cc: devices, tokens, audit and
 // opening; sqlite_actions.cc, sqlite_artifacts.cc, sqlite_alerts.cc, sqlite_file_sightings.cc,
-// sqlite_indicators.cc, sqlite_library.cc). Callers outside the store use sqlite_store.h only.
+// sqlite_indicators.cc, sqlite_library.cc, sqlite_samples.cc). Callers outside the store use
+// sqlite_store.h only.
 #pragma once
 
 #include <algorithm>
@@ -157,6 +158,15 @@ class SqliteStore final : public Store {
   Status RecordFileSightings(const std::vector<FileSighting>& sightings) override;
   Result<std::vector<FileSighting>> ListFileSightings(const std::string& hash,
                                                       size_t top) override;
+
+  // Collected files and deep analyses: sqlite_samples.cc.
+  Status RecordFileCollection(const SampleFile& file, const FileCollection& collection) override;
+  Result<SampleFile> GetSampleFile(const std::string& sha256) override;
+  Result<std::vector<FileCollection>> ListFileCollections(const std::string& sha256) override;
+  Status PutDeepAnalysis(const DeepAnalysis& analysis) override;
+  Result<DeepAnalysis> GetDeepAnalysis(const std::string& id) override;
+  Result<std::vector<DeepAnalysis>> ListDeepAnalyses(const std::string& sha256) override;
+  Result<std::vector<DeepAnalysis>> ListUnfinishedDeepAnalyses() override;
 
   // Indicators, their versions and tombstones, and device acks: sqlite_indicators.cc.
   Result<std::vector<Indicator>> PutIndicators(const std::vector<Indicator>& indicators,
