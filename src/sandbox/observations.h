@@ -104,6 +104,7 @@ inline constexpr size_t kFirstBytesKept = 256;
 struct NetworkLog {
   std::vector<DnsRecord> dns;
   std::vector<TcpSessionRecord> tcp;
+  bool truncated = false;           // a record cap was hit; later queries/sessions not recorded
 };
 
 // How the run ended.
