@@ -54,4 +54,15 @@ Status RecordCollectedFile(Store& store, const MachineAction& action) {
   return recorded;
 }
 
+Result<std::string> NewestSightedPath(Store& store, const std::string& machine_id,
+                                      const std::string& sha256) {
+  constexpr size_t kMaxSightings = 100'000;
+  QUELL_ASSIGN_OR_RETURN(std::vector<FileSighting> sightings,
+                         store.ListFileSightings(sha256, kMaxSightings));
+  for (const FileSighting& f : sightings) {  // newest first
+    if (f.device_id == machine_id && f.sha256 == sha256) return f.path;
+  }
+  return NotFound("file " + sha256 + " has not been seen on device " + machine_id);
+}
+
 }  // namespace quell::server

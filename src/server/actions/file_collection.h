@@ -14,4 +14,9 @@ namespace quell::server {
 // same action again is OK (a redelivered report).
 Status RecordCollectedFile(Store& store, const MachineAction& action);
 
+// The newest path device `machine_id` was seen with the file `sha256` at (its sightings),
+// for a collection by hash. NotFound when the device never reported it.
+Result<std::string> NewestSightedPath(Store& store, const std::string& machine_id,
+                                      const std::string& sha256);
+
 }  // namespace quell::server

@@ -48,6 +48,7 @@ void AddApiRoutes(http::Router& router, ApiContext& api) {
   AddDownloadRoutes(router, api);
   AddActionDownloadRoutes(router, api);
   AddLibraryRoutes(router, api);
+  AddDeepAnalysisRoutes(router, api);
 }
 
 }  // namespace quell::server

@@ -15,6 +15,7 @@
 namespace quell::server {
 
 class BlobStore;
+class DeepAnalysisService;
 class DownloadLinks;
 class IndicatorPublisher;
 
@@ -37,6 +38,8 @@ struct ApiContext {
   // The upload route's body limit is derived from it when the routes are added: set it
   // before AddApiRoutes.
   size_t max_library_file_bytes = 50 << 20;
+  // Detonates samples in quell-sandbox; nullptr: deep analysis answers 503.
+  DeepAnalysisService* deep_analysis = nullptr;
 };
 
 // The device as the API shows it: the stored record with the newest last-seen time.
@@ -61,6 +64,7 @@ void AddFileRoutes(http::Router& router, ApiContext& api);           // files_ro
 void AddDownloadRoutes(http::Router& router, ApiContext& api);       // downloads_routes.cc
 void AddActionDownloadRoutes(http::Router& router, ApiContext& api); // action_downloads_routes.cc
 void AddLibraryRoutes(http::Router& router, ApiContext& api);        // library_routes.cc
+void AddDeepAnalysisRoutes(http::Router& router, ApiContext& api);   // deep_analysis_routes.cc
 
 // All of the above, plus GET /healthz.
 void AddApiRoutes(http::Router& router, ApiContext& api);

@@ -2,6 +2,7 @@
 // (POST /api/machines/{id}/isolate, .../unisolate, ...), plus offboarding and PATCH of the
 // device group.
 #include "common/logging.h"
+#include "server/actions/file_collection.h"
 #include "server/api/api_context.h"
 #include "server/api/resource_json.h"
 #include "server/indicators/indicator_publisher.h"
@@ -109,17 +110,14 @@ Status ResolveLibraryFiles(ApiContext& api, ParsedActionBody& body) {
 Status ResolvePathFromSightings(ApiContext& api, const std::string& machine_id,
                                 ParsedActionBody& body) {
   if (body.path_from_sightings_of.empty()) return Status::Ok();
-  constexpr size_t kMaxSightings = 100'000;
-  QUELL_ASSIGN_OR_RETURN(std::vector<FileSighting> sightings,
-                         api.store.ListFileSightings(body.path_from_sightings_of, kMaxSightings));
-  for (const FileSighting& f : sightings) {  // newest first
-    if (f.device_id == machine_id && f.sha256 == body.path_from_sightings_of) {
-      body.agent_parameters["Path"] = f.path;
-      return Status::Ok();
-    }
+  Result<std::string> path = NewestSightedPath(api.store, machine_id, body.path_from_sightings_of);
+  if (path.status().code() == StatusCode::kNotFound) {
+    return InvalidArgument("file " + body.path_from_sightings_of +
+                           " has not been seen on this device; give its 'Path'");
   }
-  return InvalidArgument("file " + body.path_from_sightings_of +
-                         " has not been seen on this device; give its 'Path'");
+  if (!path.ok()) return path.status();
+  body.agent_parameters["Path"] = *path;
+  return Status::Ok();
 }
 
 // Defender allows 25 live response sessions at once across the fleet; more get 429.

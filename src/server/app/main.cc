@@ -82,6 +82,13 @@ int main(int argc, char** argv) {
                     "An interactive live response session without input closes after this")
       ->capture_default_str()
       ->check(CLI::Range(10LL, 24LL * 3600));
+  serve->add_option("--sandbox-binary", options.sandbox_binary,
+                    "quell-sandbox for deep analysis (default: beside quell-server)");
+  serve->add_option("--deep-analysis-time-limit-seconds",
+                    options.deep_analysis_time_limit_seconds,
+                    "How long a sample may run in the sandbox")
+      ->capture_default_str()
+      ->check(CLI::Range(5LL, 3600LL));
 
   std::string data_dir = "/var/lib/quell-server";
   auto* token = app.add_subcommand("token", "API tokens")->require_subcommand(1);

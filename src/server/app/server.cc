@@ -1,5 +1,6 @@
 #include "server/app/server.h"
 
+#include <filesystem>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "server/api/api_context.h"
 #include "server/api/http_server.h"
 #include "server/auth/api_tokens.h"
+#include "server/analysis/deep_analysis_service.h"
 #include "server/blobs/blob_store.h"
 #include "server/blobs/download_links.h"
 #include "server/gateway/agent_gateway.h"
@@ -42,6 +44,7 @@ struct Server::Parts {
   std::unique_ptr<IndicatorPublisher> indicators;
   std::unique_ptr<AgentGateway> gateway;
   std::unique_ptr<ArtifactTransferService> transfer;  // uploads from agents into `blobs`
+  std::unique_ptr<DeepAnalysisService> deep_analysis;  // samples detonated in quell-sandbox
   std::unique_ptr<grpc::Server> grpc_server;
   int agent_port = 0;
   std::unique_ptr<ApiContext> api;
@@ -50,6 +53,25 @@ struct Server::Parts {
   std::unique_ptr<http::HttpsServer> https;
   std::jthread housekeeping;  // times out overdue actions, flushes presence
 };
+
+namespace {
+
+// quell-sandbox beside this binary (an installation), else where the build tree puts it;
+// "" when neither exists.
+std::string FindSandboxBinary() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  for (const auto& candidate : {self.parent_path() / "quell-sandbox",
+                                self.parent_path() / "../../sandbox/quell-sandbox"}) {
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      return std::filesystem::weakly_canonical(candidate, ec).string();
+    }
+  }
+  return "";
+}
+
+}  // namespace
 
 Result<std::pair<std::string, uint16_t>> ParseListenAddress(const std::string& text) {
   size_t colon = text.rfind(':');
@@ -101,6 +123,21 @@ Status Server::Start() {
       std::make_unique<IndicatorPublisher>(*parts->store, SystemClock::Instance());
   parts->indicators->Start();
 
+  std::string sandbox = options_.sandbox_binary.empty() ? FindSandboxBinary()
+                                                        : options_.sandbox_binary;
+  if (sandbox.empty()) {
+    log->warn("quell-sandbox not found beside quell-server: deep analysis is unavailable");
+  } else if (::access(sandbox.c_str(), X_OK) != 0) {
+    return InvalidArgument("--sandbox-binary " + sandbox + " is not an executable file");
+  }
+  parts->deep_analysis = std::make_unique<DeepAnalysisService>(
+      *parts->store, *parts->blobs, *parts->actions, parts->alerts.get(), SystemClock::Instance(),
+      DeepAnalysisOptions{
+          .sandbox_binary = sandbox,
+          .work_dir = options_.data_dir + "/analysis",
+          .sample_time_limit = std::chrono::seconds(options_.deep_analysis_time_limit_seconds)});
+  QUELL_RETURN_IF_ERROR(parts->deep_analysis->Start());
+
   // Agents.
   QUELL_ASSIGN_OR_RETURN(auto agent_addr, ParseListenAddress(options_.agent_listen));
   parts->gateway = std::make_unique<AgentGateway>(
@@ -141,6 +178,7 @@ Status Server::Start() {
   parts->api->alerts = parts->alerts.get();
   parts->api->indicators = parts->indicators.get();
   parts->api->blobs = parts->blobs.get();
+  parts->api->deep_analysis = parts->deep_analysis.get();
   parts->api->download_links = &*parts->download_links;
   parts->api->download_link_lifetime_ms = options_.download_link_lifetime_seconds * 1000;
   parts->api->max_library_file_bytes = options_.max_library_file_bytes;  // before the routes
@@ -209,6 +247,7 @@ void Server::Stop() {
   parts_->live->Stop();  // agents are told their sessions ended while still connected
   parts_->gateway->SetLiveOutputSink(nullptr);
   parts_->indicators->Stop();
+  parts_->deep_analysis->Stop();  // a running sandbox is told to clean up; requeued at start
   parts_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (Status flushed = parts_->presence.Flush(*parts_->store); !flushed.ok()) {
     Logger("server.gateway")->warn("last-seen times not written at stop: {}", flushed.ToString());

@@ -27,6 +27,9 @@ struct ServerOptions {
   int64_t download_link_lifetime_seconds = 600;    // links from getPackageUri and the like
   int64_t live_response_idle_timeout_seconds = 1800;  // interactive sessions close when idle
   int api_threads = 2;
+  // quell-sandbox for deep analysis; empty: beside quell-server, then the build tree's.
+  std::string sandbox_binary;
+  int64_t deep_analysis_time_limit_seconds = 120;  // a sample's wall-clock limit
 };
 
 class Server {
