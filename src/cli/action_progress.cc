@@ -6,6 +6,8 @@
 #include <chrono>
 #include <thread>
 
+#include "cli/live_render.h"
+
 namespace quell::cli {
 namespace {
 
@@ -51,7 +53,7 @@ int FollowActionProgress(CliContext& ctx, const std::string& action_id, int time
     const int percent = action.value("progressPercent", 0);
     const std::string message =
         action.contains("statusMessage") && action["statusMessage"].is_string()
-            ? action["statusMessage"].get<std::string>()
+            ? EscapeControls(action["statusMessage"].get<std::string>())  // a device's words
             : "";
     const std::string key = std::to_string(percent) + status + message;
     if (key != last_drawn) {

@@ -255,8 +255,14 @@ Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string
 
 Result<ApiResponse> ApiClient::Download(const std::string& target, const std::string& path,
                                         const Progress& progress) const {
+  return Download("GET", target, "", path, progress);
+}
+
+Result<ApiResponse> ApiClient::Download(const std::string& method, const std::string& target,
+                                        const std::string& body, const std::string& path,
+                                        const Progress& progress) const {
   const DownloadTarget download{.path = path, .progress = &progress};
-  return Perform("GET", target, "", &download);
+  return Perform(method, target, body, &download);
 }
 
 Result<ApiResponse> ApiClient::Perform(const std::string& method, const std::string& target,

@@ -63,6 +63,10 @@ class ApiClient {
   // body holds the error.
   Result<ApiResponse> Download(const std::string& target, const std::string& path,
                                const Progress& progress = {}) const;
+  // The same for a request with a body (e.g. a POST whose answer is a file).
+  Result<ApiResponse> Download(const std::string& method, const std::string& target,
+                               const std::string& body, const std::string& path,
+                               const Progress& progress = {}) const;
 
  private:
   Result<ApiResponse> Perform(const std::string& method, const std::string& target,

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "cli/live_render.h"
 #include "common/files.h"
 
 namespace quell::cli {
@@ -57,7 +58,7 @@ CallResult CallApi(CliContext& ctx, const std::string& method, const std::string
       message = parsed["error"].value("message", message);
       code = parsed["error"].value("code", "");
     }
-    ctx.err << "error: " << message << " (HTTP " << response->status
+    ctx.err << "error: " << EscapeControls(message) << " (HTTP " << response->status
             << (code.empty() ? "" : " " + code) << ")\n";
     return {kExitApiError, nullptr};
   }
@@ -139,7 +140,7 @@ int WaitForAction(CliContext& ctx, const std::string& action_id, int timeout_sec
     std::string status = r.body.value("status", "");
     if (status != last) {
       ctx.err << "  " << status;
-      if (r.body["statusMessage"].is_string()) ctx.err << ": " << r.body["statusMessage"].get<std::string>();
+      if (r.body["statusMessage"].is_string()) ctx.err << ": " << EscapeControls(r.body["statusMessage"].get<std::string>());
       ctx.err << "\n";
       last = status;
     }

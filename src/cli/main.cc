@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/cli_context.h"
+#include "cli/file_commands.h"
 #include "cli/indicator_commands.h"
 #include "cli/live_command.h"
 
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   quell::cli::AddScanCommands(app, ctx, exit_code);
   quell::cli::AddRestrictionCommands(app, ctx, exit_code);
   quell::cli::AddQuarantineCommands(app, ctx, exit_code);
+  quell::cli::AddFileCommands(app, ctx, exit_code);
   quell::cli::AddActionCommands(app, ctx, exit_code);
   quell::cli::AddCollectCommands(app, ctx, exit_code);
   quell::cli::AddAlertCommands(app, ctx, exit_code);
