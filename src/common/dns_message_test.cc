@@ -1,4 +1,5 @@
 #include "common/dns_message.h"
+#include "common/testing/dns_query.h"
 
 #include <gtest/gtest.h>
 
@@ -12,20 +13,7 @@ using Bytes = std::vector<uint8_t>;
 
 // A query: id 0xbeef, RD, one question for `name` (dotted, no escapes), type A, class IN.
 Bytes Query(const std::string& name, uint16_t flags = 0x0100, uint16_t qdcount = 1) {
-  Bytes b = {0xbe, 0xef, static_cast<uint8_t>(flags >> 8), static_cast<uint8_t>(flags & 0xff),
-             static_cast<uint8_t>(qdcount >> 8), static_cast<uint8_t>(qdcount & 0xff),
-             0, 0, 0, 0, 0, 0};
-  size_t start = 0;
-  while (start < name.size()) {
-    size_t dot = name.find('.', start);
-    if (dot == std::string::npos) dot = name.size();
-    b.push_back(static_cast<uint8_t>(dot - start));
-    b.insert(b.end(), name.begin() + start, name.begin() + dot);
-    start = dot + 1;
-  }
-  b.push_back(0);
-  b.insert(b.end(), {0, 1, 0, 1});
-  return b;
+  return testing::DnsQueryBytes(name, {.id = 0xbeef, .flags = flags, .qdcount = qdcount});
 }
 
 TEST(DnsMessageTest, ParsesHeaderAndQuestionKeepingCase) {

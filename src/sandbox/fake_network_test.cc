@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/dns_message.h"
+#include "common/testing/dns_query.h"
 
 namespace quell::sandbox {
 namespace {
@@ -23,20 +24,7 @@ namespace {
 using Bytes = std::vector<uint8_t>;
 
 Bytes Query(const std::string& name, uint16_t type, uint16_t id = 0x1234, uint16_t flags = 0x0100) {
-  Bytes b = {static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id & 0xff),
-             static_cast<uint8_t>(flags >> 8), static_cast<uint8_t>(flags & 0xff), 0, 1, 0, 0, 0, 0,
-             0, 0};
-  size_t start = 0;
-  while (start < name.size()) {
-    size_t dot = name.find('.', start);
-    if (dot == std::string::npos) dot = name.size();
-    b.push_back(static_cast<uint8_t>(dot - start));
-    b.insert(b.end(), name.begin() + start, name.begin() + dot);
-    start = dot + 1;
-  }
-  b.push_back(0);
-  b.insert(b.end(), {static_cast<uint8_t>(type >> 8), static_cast<uint8_t>(type & 0xff), 0, 1});
-  return b;
+  return quell::testing::DnsQueryBytes(name, {.id = id, .flags = flags, .qtype = type});
 }
 
 // The A record's address of an answer built by BuildDnsAddressAnswer ("" when none).

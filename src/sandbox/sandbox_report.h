@@ -51,7 +51,7 @@ struct SampleInfo {
   std::string kind;               // "elf", "shell", "bash", "python", "perl"
 };
 
-// The report JSON of sandbox.md ("sample", "verdict", "verdictReasons", "behaviors",
+// The report JSON documented in docs/api.md, "The sandbox report" ("sample", "verdict", "verdictReasons", "behaviors",
 // "observables", "processes", "limits", "startupMs", "durationMs", "truncated"). Pure.
 nlohmann::json BuildSandboxReport(const SampleInfo& sample, const Observations& observations);
 

@@ -17,6 +17,7 @@
 
 #include "agent/indicators/dns_enforcement.h"
 #include "common/unique_fd.h"
+#include "common/testing/dns_query.h"
 
 namespace quell::agent {
 namespace {
@@ -24,19 +25,7 @@ namespace {
 using Bytes = std::vector<uint8_t>;
 
 Bytes Query(const std::string& name, uint16_t id = 0x1234, uint16_t qtype = 1) {
-  Bytes b = {static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id & 0xff), 0x01, 0x00, 0, 1,
-             0, 0, 0, 0, 0, 0};
-  size_t start = 0;
-  while (start < name.size()) {
-    size_t dot = name.find('.', start);
-    if (dot == std::string::npos) dot = name.size();
-    b.push_back(static_cast<uint8_t>(dot - start));
-    b.insert(b.end(), name.begin() + start, name.begin() + dot);
-    start = dot + 1;
-  }
-  b.push_back(0);
-  b.insert(b.end(), {static_cast<uint8_t>(qtype >> 8), static_cast<uint8_t>(qtype & 0xff), 0, 1});
-  return b;
+  return quell::testing::DnsQueryBytes(name, {.id = id, .qtype = qtype});
 }
 
 int Rcode(const Bytes& answer) { return answer.size() >= 4 ? answer[3] & 0x0f : -1; }

@@ -22,6 +22,7 @@
 #include "agent/indicators/dns_filter.h"
 #include "agent/platform/testing/netns_sandbox.h"
 #include "common/unique_fd.h"
+#include "common/testing/dns_query.h"
 
 namespace quell::agent {
 namespace {
@@ -39,19 +40,7 @@ void LoopbackUp() {
   close(s);
 }
 
-Bytes Query(const std::string& name) {
-  Bytes b = {0x51, 0x52, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
-  size_t start = 0;
-  while (start < name.size()) {
-    size_t dot = name.find('.', start);
-    if (dot == std::string::npos) dot = name.size();
-    b.push_back(static_cast<uint8_t>(dot - start));
-    b.insert(b.end(), name.begin() + start, name.begin() + dot);
-    start = dot + 1;
-  }
-  b.insert(b.end(), {0, 0, 1, 0, 1});
-  return b;
-}
+Bytes Query(const std::string& name) { return quell::testing::DnsQueryBytes(name, {.id = 0x5152}); }
 
 int Rcode(const Bytes& a) { return a.size() >= 12 ? a[3] & 0x0f : -1; }
 
