@@ -51,8 +51,9 @@ struct SampleInfo {
   std::string kind;               // "elf", "shell", "bash", "python", "perl"
 };
 
-// The report JSON documented in docs/api.md, "The sandbox report" ("sample", "verdict", "verdictReasons", "behaviors",
-// "observables", "processes", "limits", "startupMs", "durationMs", "truncated"). Pure.
+// The report JSON documented in docs/api.md, "The sandbox report" ("sample", "verdict",
+// "verdictReasons", "behaviors", "observables", "processes", "limits", "startupMs",
+// "durationMs", "truncated"). Pure.
 nlohmann::json BuildSandboxReport(const SampleInfo& sample, const Observations& observations);
 
 // Bytes as readable text: printable ASCII kept, backslash doubled, \n \r \t as such, every
