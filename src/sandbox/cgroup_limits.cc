@@ -10,6 +10,8 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "common/files.h"
@@ -75,6 +77,20 @@ void RemoveStaleGroups(const std::string& parent) {
   ::closedir(d);
 }
 
+// Makes `parent` (with `set_up_parent`) and the group `dir` below it. The parent is removed
+// by the last run that leaves it (so nothing stays on the host), which can happen between
+// the two mkdirs of a concurrent run: then it is made again.
+Status MakeGroupDir(const std::string& parent, const std::string& dir,
+                    const std::function<Status()>& set_up_parent) {
+  for (int attempt = 0;; ++attempt) {
+    QUELL_RETURN_IF_ERROR(MakeDir(parent));
+    QUELL_RETURN_IF_ERROR(set_up_parent());
+    RemoveStaleGroups(parent);
+    if (::mkdir(dir.c_str(), 0755) == 0) return Status::Ok();
+    if (errno != ENOENT || attempt == 3) return ErrnoStatus("mkdir " + dir);
+  }
+}
+
 }  // namespace
 
 std::optional<uint64_t> FlatKeyedValue(std::string_view text, std::string_view key) {
@@ -132,11 +148,10 @@ Result<CgroupLimits> CgroupLimits::Create(const std::string& name, const CgroupS
         QUELL_RETURN_IF_ERROR(WriteText(root + "/cgroup.subtree_control", std::string("+") + c));
       }
     }
-    QUELL_RETURN_IF_ERROR(MakeDir(parent));
-    QUELL_RETURN_IF_ERROR(WriteText(parent + "/cgroup.subtree_control", "+memory +pids +cpu"));
-    RemoveStaleGroups(parent);
     const std::string dir = parent + "/" + name;
-    if (::mkdir(dir.c_str(), 0755) != 0) return ErrnoStatus("mkdir " + dir);
+    QUELL_RETURN_IF_ERROR(MakeGroupDir(parent, dir, [&] {
+      return WriteText(parent + "/cgroup.subtree_control", "+memory +pids +cpu");
+    }));
     g.dirs_.push_back(dir);
     g.memory_dir_ = g.pids_dir_ = dir;
     QUELL_RETURN_IF_ERROR(WriteText(dir + "/memory.max", mem));
@@ -149,10 +164,8 @@ Result<CgroupLimits> CgroupLimits::Create(const std::string& name, const CgroupS
 
   for (const char* controller : {"memory", "pids", "cpu"}) {
     const std::string parent = root + "/" + controller + "/" + kCgroupParent;
-    QUELL_RETURN_IF_ERROR(MakeDir(parent));
-    RemoveStaleGroups(parent);
     const std::string dir = parent + "/" + name;
-    if (::mkdir(dir.c_str(), 0755) != 0) return ErrnoStatus("mkdir " + dir);
+    QUELL_RETURN_IF_ERROR(MakeGroupDir(parent, dir, [] { return Status::Ok(); }));
     g.dirs_.push_back(dir);
     if (std::string_view(controller) == "memory") {
       g.memory_dir_ = dir;
@@ -223,6 +236,8 @@ Status CgroupLimits::Remove() {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (!removed && result.ok()) result = ErrnoStatus("rmdir " + dir);
+    // The quell-sandbox parent too, unless other runs still have groups in it (EBUSY).
+    if (removed) (void)::rmdir(std::filesystem::path(dir).parent_path().c_str());
   }
   dirs_.clear();
   return result;
