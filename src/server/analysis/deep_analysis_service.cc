@@ -239,8 +239,9 @@ void DeepAnalysisService::Detonate(DeepAnalysis analysis, const SampleFile& samp
   }
   analysis.verdict = report["verdict"].get<std::string>();
   analysis.report_json = report.dump();
-  Finish(analysis, ActionStatus::kSucceeded, "");
+  // Before the analysis shows as done, so whoever sees the result can see its alert too.
   RaiseAlertForBlockedObservables(analysis, sample, report);
+  Finish(analysis, ActionStatus::kSucceeded, "");
 }
 
 void DeepAnalysisService::Finish(DeepAnalysis& analysis, ActionStatus status, std::string error) {
