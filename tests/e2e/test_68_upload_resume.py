@@ -84,3 +84,37 @@ def test_a_getfile_upload_resumes_after_the_server_restarts(env):
     assert at >= cut_at - (1 << 20), (at, cut_at)  # from where the server stood, not from 0
     env.wait_connected(host)
     host.stop_agent()
+
+
+def test_a_collect_file_upload_resumes_after_the_server_restarts(env):
+    host = env.lab.add_host("resume-collect")
+    token = env.server.create_enrollment_token(uses=1)
+    host.start_agent(env.agent_config(host, token))
+    mid = env.machine_id(host)
+    env.wait_connected(host)
+    r = host.run_in_host("sh", "-c", f"head -c {SIZE} /dev/urandom > /home/sample.img && "
+                                     "sha256sum /home/sample.img", timeout=120)
+    assert r.returncode == 0, r.stderr
+    want = r.stdout.split()[0]
+
+    a = env.api.call("POST", f"/api/machines/{mid}/collectFile",
+                     {"Comment": "e2e: collect across a server restart", "Path": "/home/sample.img"})
+    wait_until(lambda: _partial_bytes(env) > (16 << 20), timeout=60, interval=0.02,
+               what="the upload to be under way")
+    env.server.kill(signal.SIGKILL)
+    cut_at = _partial_bytes(env)
+    assert 0 < cut_at < SIZE, f"the server was killed with {cut_at} of {SIZE} bytes"
+    time.sleep(1)
+    env.server.restart()
+
+    done = env.wait_action(a["id"], timeout=120)
+    assert done["status"] == "Succeeded", done
+    f = env.api.call("GET", f"/api/files/{want}")
+    assert f["collected"] is True and f["size"] == SIZE
+    with open(host.log_path, errors="replace") as log:
+        resumed = [line for line in log if "resuming file at byte" in line]
+    assert resumed, "the agent did not resume the upload"
+    at = int(resumed[-1].split("at byte ")[1].split()[0])
+    assert at >= cut_at - (1 << 20), (at, cut_at)
+    env.wait_connected(host)
+    host.stop_agent()
