@@ -62,7 +62,7 @@ TEST(SandboxRootPlanTest, SystemReadOnlyWritablePlacesEmptySecretsHidden) {
 
 TEST(SandboxRootPlanTest, NothingFromTheHostButWhatIsListed) {
   testing::TempDir host;
-  for (const char* d : {"/usr", "/home", "/srv", "/work", "/root"}) {
+  for (const char* d : {"/usr", "/home", "/srv", "/data", "/root"}) {
     ::mkdir((host.path() + d).c_str(), 0755);
   }
   SandboxRootPlan p = PlanSandboxRoot("/s", host.path());

@@ -24,7 +24,7 @@ Observations PlainScript() {
   ProcessRecord p;
   p.pid = 100;
   p.executable = "/bin/sh";
-  p.argv = {"/bin/sh", "/work/sample.sh"};
+  p.argv = {"/bin/sh", "/analysis/sample.sh"};
   p.exit_code = 0;
   o.trace.processes.push_back(p);
   o.outcome.exit_code = 0;
@@ -60,7 +60,7 @@ TEST(SandboxReportTest, PlainScriptHasNoThreats) {
   EXPECT_EQ(r["processes"][0]["executable"], "/bin/sh");
   EXPECT_EQ(r["processes"][0]["exitCode"], 0);
   EXPECT_TRUE(r["processes"][0]["killedBy"].is_null());
-  EXPECT_TRUE(HasBehavior(r, "execution", "started /bin/sh: /bin/sh /work/sample.sh"));
+  EXPECT_TRUE(HasBehavior(r, "execution", "started /bin/sh: /bin/sh /analysis/sample.sh"));
   EXPECT_EQ(r["limits"]["timedOut"], false);
   EXPECT_EQ(r["startupMs"], 80);
   EXPECT_EQ(r["durationMs"], 15);
@@ -129,7 +129,7 @@ TEST(SandboxReportTest, DroppedAndExecutedBinaryIsSuspicious) {
       {.path = "/tmp/payload", .size = 10, .sha256 = "dd", .executable = true});
   // The sample's own copy in the work dir, listed by the supervisor's walk: not "dropped".
   o.dropped_files.push_back(
-      {.path = "/work/sample.sh", .size = 42, .sha256 = "aa", .executable = true});
+      {.path = "/analysis/sample.sh", .size = 42, .sha256 = "aa", .executable = true});
   json r = BuildSandboxReport(Sample(), o);
   EXPECT_EQ(r["verdict"], "suspicious");
   EXPECT_TRUE(HasReason(r, "executed a file it dropped: /tmp/payload"));
@@ -280,10 +280,10 @@ TEST(SandboxReportTest, SelfDeletionIsEvasionAndOrdinaryDeletionIsNot) {
   EXPECT_TRUE(HasBehavior(plain, "fileSystem", "deleted /tmp/scratch"));
 
   o.trace.files.push_back(
-      {.pid = 100, .operation = FileOperation::kDelete, .path = "/work/sample.sh"});
+      {.pid = 100, .operation = FileOperation::kDelete, .path = "/analysis/sample.sh"});
   json r = BuildSandboxReport(Sample(), o);
   EXPECT_EQ(r["verdict"], "suspicious");
-  EXPECT_TRUE(HasReason(r, "deleted its own file /work/sample.sh"));
+  EXPECT_TRUE(HasReason(r, "deleted its own file /analysis/sample.sh"));
 }
 
 TEST(SandboxReportTest, SignalsToOwnChildrenAreNotAVerdictButInitIs) {

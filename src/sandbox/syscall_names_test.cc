@@ -84,11 +84,11 @@ TEST(SyscallNamesTest, RejectsTruncatedAndOtherFamilies) {
 }
 
 TEST(TraceePathTest, JoinsAndTidies) {
-  EXPECT_EQ(JoinTraceePath("/work", "a.txt"), "/work/a.txt");
-  EXPECT_EQ(JoinTraceePath("/work", "./sub//b"), "/work/sub/b");
-  EXPECT_EQ(JoinTraceePath("/work", "/etc/x"), "/etc/x");
-  EXPECT_EQ(JoinTraceePath("/work", ""), "/work");
-  EXPECT_EQ(JoinTraceePath("/work", "../x"), "/work/../x");  // symlinks: ".." is kept
+  EXPECT_EQ(JoinTraceePath("/analysis", "a.txt"), "/analysis/a.txt");
+  EXPECT_EQ(JoinTraceePath("/analysis", "./sub//b"), "/analysis/sub/b");
+  EXPECT_EQ(JoinTraceePath("/analysis", "/etc/x"), "/etc/x");
+  EXPECT_EQ(JoinTraceePath("/analysis", ""), "/analysis");
+  EXPECT_EQ(JoinTraceePath("/analysis", "../x"), "/analysis/../x");  // symlinks: ".." is kept
 }
 
 TEST(TraceeMemoryTest, ReadsOwnMemoryAndSurvivesBadPointers) {

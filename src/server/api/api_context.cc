@@ -1,6 +1,7 @@
 #include "server/api/api_context.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "server/auth/api_tokens.h"
 
@@ -24,6 +25,20 @@ Device WithPresence(const ApiContext& api, Device device) {
     }
   }
   return device;
+}
+
+Result<std::string> FileHashParam(const http::Request& request, bool allow_md5) {
+  std::string hash = request.path_params.at("hash");
+  bool hex = std::all_of(hash.begin(), hash.end(),
+                         [](unsigned char c) { return std::isxdigit(c) != 0; });
+  bool length_ok = hash.size() == 64 || hash.size() == 40 || (allow_md5 && hash.size() == 32);
+  if (!hex || !length_ok) {
+    return InvalidArgument(std::string("the file must be named by its SHA-256 or SHA-1") +
+                           (allow_md5 ? " or MD5" : "") + " in hex, not '" + hash + "'");
+  }
+  std::transform(hash.begin(), hash.end(), hash.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return hash;
 }
 
 Result<nlohmann::json> JsonObjectBody(const http::Request& request) {

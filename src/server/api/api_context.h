@@ -49,6 +49,10 @@ Device WithPresence(const ApiContext& api, Device device);
 // response to return.
 Result<ApiToken> Authorize(ApiContext& api, const http::Request& request, Role need);
 
+// The {hash} of an /api/files route, lowercased; InvalidArgument unless it is a SHA-256 or
+// SHA-1 (or, with allow_md5, an MD5) in hex.
+Result<std::string> FileHashParam(const http::Request& request, bool allow_md5);
+
 // The request body as a JSON object; InvalidArgument for malformed JSON, a non-object, or a
 // missing body on POST.
 Result<nlohmann::json> JsonObjectBody(const http::Request& request);

@@ -11,17 +11,13 @@ namespace {
 using http::Request;
 using http::Response;
 
+// Analyses name their sample by SHA-256 only (the sandbox reports it by that name).
 Result<std::string> Sha256Param(const Request& request) {
-  std::string hash = request.path_params.at("hash");
-  bool hex = hash.size() == 64 && std::all_of(hash.begin(), hash.end(), [](unsigned char c) {
-               return std::isxdigit(c) != 0;
-             });
-  if (!hex) {
+  QUELL_ASSIGN_OR_RETURN(std::string hash, FileHashParam(request, /*allow_md5=*/false));
+  if (hash.size() != 64) {
     return InvalidArgument("deep analysis names a file by its SHA-256 (64 hex digits), not '" +
                            hash + "'");
   }
-  std::transform(hash.begin(), hash.end(), hash.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return hash;
 }
 

@@ -29,20 +29,6 @@ using http::Response;
 constexpr size_t kMaxDevices = 1000;
 constexpr size_t kMaxSightings = 100'000;
 
-// The hash from the path, lowercased; InvalidArgument unless it is 32, 40 or 64 hex digits.
-Result<std::string> HashParam(const Request& request, bool allow_md5) {
-  std::string hash = request.path_params.at("hash");
-  bool hex = std::all_of(hash.begin(), hash.end(),
-                         [](unsigned char c) { return std::isxdigit(c) != 0; });
-  bool length_ok = hash.size() == 64 || hash.size() == 40 || (allow_md5 && hash.size() == 32);
-  if (!hex || !length_ok) {
-    return InvalidArgument(std::string("the file must be named by its SHA-256 or SHA-1") +
-                           (allow_md5 ? " or MD5" : "") + " in hex, not '" + hash + "'");
-  }
-  std::transform(hash.begin(), hash.end(), hash.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return hash;
-}
 
 // The computerDnsName of each device id asked for, looked up once.
 class DeviceNames {
@@ -66,7 +52,7 @@ Response ListSightings(ApiContext& api, Request& request) {
   if (auto auth = Authorize(api, request, Role::kViewer); !auth.ok()) {
     return Response::FromStatus(auth.status());
   }
-  Result<std::string> hash = HashParam(request, /*allow_md5=*/true);
+  Result<std::string> hash = FileHashParam(request, /*allow_md5=*/true);
   if (!hash.ok()) return Response::FromStatus(hash.status());
   Result<std::vector<FileSighting>> sightings = api.store.ListFileSightings(*hash, kMaxSightings);
   if (!sightings.ok()) return Response::FromStatus(sightings.status());
@@ -94,7 +80,7 @@ Response GetFile(ApiContext& api, Request& request) {
   if (auto auth = Authorize(api, request, Role::kViewer); !auth.ok()) {
     return Response::FromStatus(auth.status());
   }
-  Result<std::string> hash = HashParam(request, /*allow_md5=*/false);
+  Result<std::string> hash = FileHashParam(request, /*allow_md5=*/false);
   if (!hash.ok()) return Response::FromStatus(hash.status());
   if (hash->size() != 64) {
     return Response::FromStatus(InvalidArgument("files are described by their SHA-256"));
@@ -182,7 +168,7 @@ Response DownloadFile(ApiContext& api, Request& request) {
   Result<ApiToken> token = Authorize(api, request, Role::kResponder);
   if (!token.ok()) return Response::FromStatus(token.status());
   if (api.blobs == nullptr) return Response::Error(503, "Unavailable", "no file store");
-  Result<std::string> hash = HashParam(request, /*allow_md5=*/false);
+  Result<std::string> hash = FileHashParam(request, /*allow_md5=*/false);
   if (!hash.ok()) return Response::FromStatus(hash.status());
   Result<nlohmann::json> body = JsonObjectBody(request);
   if (!body.ok()) return Response::FromStatus(body.status());
@@ -268,7 +254,7 @@ Response StopAndQuarantineEverywhere(ApiContext& api, Request& request) {
   const ActionTypeSpec* spec = FindActionType("StopAndQuarantineFile");
   Result<ApiToken> token = Authorize(api, request, spec->min_role);
   if (!token.ok()) return Response::FromStatus(token.status());
-  Result<std::string> hash = HashParam(request, /*allow_md5=*/false);
+  Result<std::string> hash = FileHashParam(request, /*allow_md5=*/false);
   if (!hash.ok()) return Response::FromStatus(hash.status());
   Result<nlohmann::json> body = JsonObjectBody(request);
   if (!body.ok()) return Response::FromStatus(body.status());
